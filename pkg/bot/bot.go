@@ -1,0 +1,278 @@
+// Package bot is the program behind the alice and bob binaries: it prints
+// the room live as "[user - timestamp]: message" and either plays its side
+// of the scripted conversation, with natural random delays, or sends the
+// lines typed on standard input.
+package bot
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kafkachat/kafkachat/pkg/app"
+	"github.com/kafkachat/kafkachat/pkg/chatclient"
+	"github.com/kafkachat/kafkachat/pkg/config"
+	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
+	"github.com/kafkachat/kafkachat/pkg/message"
+)
+
+// Config configures a bot.
+type Config struct {
+	User          string
+	IngestAddr    string
+	SubscribeAddr string
+	Room          string
+	From          string
+	Interactive   bool
+	MinDelay      time.Duration
+	MaxDelay      time.Duration
+	TurnTimeout   time.Duration
+	Log           app.LogConfig
+}
+
+// Register adds the bot's settings; user is the default user name.
+func (c *Config) Register(s *config.Set, user string) {
+	s.String(&c.User, "user", "CHAT_USER", user, "name to post as")
+	s.String(&c.IngestAddr, "ingest", "CHAT_INGEST_ADDR", "127.0.0.1:8081", "ingest service address")
+	s.String(&c.SubscribeAddr, "subscribe", "CHAT_SUBSCRIBE_ADDR", "127.0.0.1:8082", "subscribe service address")
+	s.String(&c.Room, "room", "CHAT_ROOM", "lobby", "room to chat in")
+	s.String(&c.From, "from", "CHAT_FROM", "latest", "where to start reading the room: latest or earliest")
+	s.Bool(&c.Interactive, "i", "CHAT_INTERACTIVE", false, "send the lines typed on stdin instead of the script")
+	s.Duration(&c.MinDelay, "min-delay", "CHAT_MIN_DELAY", 400*time.Millisecond, "shortest pause before a scripted line")
+	s.Duration(&c.MaxDelay, "max-delay", "CHAT_MAX_DELAY", 1500*time.Millisecond, "longest pause before a scripted line")
+	s.Duration(&c.TurnTimeout, "turn-timeout", "CHAT_TURN_TIMEOUT", 30*time.Second,
+		"how long to wait for the other side's line before speaking anyway")
+	c.Log.Register(s)
+}
+
+func (c *Config) check() error {
+	if err := message.ValidateRoom("room", c.Room); err != nil {
+		return err
+	}
+	if c.From != "latest" && c.From != "earliest" {
+		return fmt.Errorf("-from must be latest or earliest, got %q", c.From)
+	}
+	if c.MinDelay < 0 || c.MaxDelay < c.MinDelay {
+		return fmt.Errorf("want 0 <= min-delay <= max-delay, got %v and %v", c.MinDelay, c.MaxDelay)
+	}
+	return nil
+}
+
+// Main is the body of the alice and bob binaries.
+func Main(user string) func(ctx context.Context, args []string) error {
+	return func(ctx context.Context, args []string) error {
+		var cfg Config
+		set := config.New(user)
+		cfg.Register(set, user)
+		if err := set.Parse(args, os.LookupEnv); err != nil {
+			return &app.UsageError{Err: err}
+		}
+		if err := cfg.check(); err != nil {
+			return &app.UsageError{Err: err}
+		}
+		logger, err := cfg.Log.Logger(os.Stderr)
+		if err != nil {
+			return &app.UsageError{Err: err}
+		}
+		return Run(ctx, cfg, os.Stdin, os.Stdout, logger)
+	}
+}
+
+// Run connects, prints the room to out and plays the script (or sends
+// lines from in when cfg.Interactive) until done or ctx ends.
+func Run(ctx context.Context, cfg Config, in io.Reader, out io.Writer, logger *slog.Logger) error {
+	client, err := chatclient.New(cfg.IngestAddr, cfg.SubscribeAddr, chatclient.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	pos := chatv1.StartPosition_START_POSITION_LATEST
+	if cfg.From == "earliest" {
+		pos = chatv1.StartPosition_START_POSITION_EARLIEST
+	}
+	sub, err := client.Subscribe(ctx, cfg.Room, pos)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+
+	room := newRoomView(out)
+	readErr := make(chan error, 1)
+	go func() { readErr <- room.follow(sub) }()
+
+	var runErr error
+	if cfg.Interactive {
+		runErr = interactive(ctx, client, cfg, in, room)
+	} else {
+		runErr = play(ctx, client, cfg, room)
+	}
+	sub.Close()
+	if err := <-readErr; runErr == nil && err != nil && ctx.Err() == nil && !errors.Is(err, errClosed) {
+		runErr = err
+	}
+	return runErr
+}
+
+// play sends this bot's lines of the conversation, each once the line
+// before it has appeared in the room, after a natural pause.
+func play(ctx context.Context, client *chatclient.Client, cfg Config, room *roomView) error {
+	last := -1
+	for i, line := range Conversation {
+		if line.Speaker == cfg.User {
+			last = i
+		}
+	}
+	if last < 0 {
+		return fmt.Errorf("user %q has no lines in the conversation (the script has alice and bob)", cfg.User)
+	}
+	for i, line := range Conversation {
+		if line.Speaker != cfg.User {
+			continue
+		}
+		if i > 0 && !room.waitFor(ctx, Conversation[i-1], cfg.TurnTimeout) && ctx.Err() == nil {
+			fmt.Fprintf(os.Stderr, "%s: no answer within %v; going on\n", cfg.User, cfg.TurnTimeout)
+		}
+		if err := pause(ctx, cfg.MinDelay, cfg.MaxDelay); err != nil {
+			return err
+		}
+		if _, err := client.Send(ctx, cfg.Room, cfg.User, line.Text); err != nil {
+			return err
+		}
+	}
+	// Stay until the end of the conversation is in the room, so the reader
+	// sees it whole.
+	room.waitFor(ctx, Conversation[len(Conversation)-1], cfg.TurnTimeout)
+	return ctx.Err()
+}
+
+func interactive(ctx context.Context, client *chatclient.Client, cfg Config, in io.Reader, room *roomView) error {
+	lines := make(chan string)
+	scanErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		scanErr <- sc.Err()
+		close(lines)
+	}()
+	var lastSent *chatv1.ChatMessage
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case text, ok := <-lines:
+			if !ok {
+				if err := <-scanErr; err != nil {
+					return fmt.Errorf("reading stdin: %w", err)
+				}
+				if lastSent != nil {
+					room.waitForOffset(ctx, lastSent.GetPosition().GetOffset(), 5*time.Second)
+				}
+				return nil
+			}
+			if strings.TrimSpace(text) == "" {
+				continue
+			}
+			m, err := client.Send(ctx, cfg.Room, cfg.User, text)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", cfg.User, err)
+				continue
+			}
+			lastSent = m
+		}
+	}
+}
+
+func pause(ctx context.Context, lo, hi time.Duration) error {
+	d := lo
+	if hi > lo {
+		d += rand.N(hi - lo)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errClosed = errors.New("subscription closed")
+
+// roomView prints the room and lets the players wait for a line to appear.
+type roomView struct {
+	out io.Writer
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced whenever a message arrives
+	seen    map[Line]bool
+	offset  int64
+}
+
+func newRoomView(out io.Writer) *roomView {
+	return &roomView{out: out, changed: make(chan struct{}), seen: map[Line]bool{}, offset: -1}
+}
+
+func (r *roomView) follow(sub *chatclient.Subscription) error {
+	for {
+		m, err := sub.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "context canceled") {
+				return errClosed
+			}
+			return err
+		}
+		fmt.Fprintln(r.out, message.Format(m))
+		r.mu.Lock()
+		r.seen[Line{m.GetUser(), m.GetText()}] = true
+		r.offset = m.GetPosition().GetOffset()
+		close(r.changed)
+		r.changed = make(chan struct{})
+		r.mu.Unlock()
+	}
+}
+
+// waitUntil waits until cond holds (checked under the lock) or timeout.
+func (r *roomView) waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		ok, ch := cond(), r.changed
+		r.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (r *roomView) waitFor(ctx context.Context, l Line, timeout time.Duration) bool {
+	return r.waitUntil(ctx, timeout, func() bool { return r.seen[l] })
+}
+
+func (r *roomView) waitForOffset(ctx context.Context, off int64, timeout time.Duration) bool {
+	return r.waitUntil(ctx, timeout, func() bool { return r.offset >= off })
+}

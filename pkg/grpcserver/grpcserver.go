@@ -1,0 +1,151 @@
+// Package grpcserver is the gRPC plumbing both services share: health,
+// reflection, keepalive, panic recovery, request logging and a graceful
+// stop bounded by a timeout.
+package grpcserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+)
+
+// Keepalive settings. Chat streams may sit idle for hours: the server pings
+// a quiet connection every 15 s and drops it when the ping is not answered
+// within 10 s, so a vanished client is found within about 25-30 s. There is
+// deliberately no MaxConnectionAge: it would cut healthy long streams.
+var (
+	keepaliveParams = keepalive.ServerParameters{Time: 15 * time.Second, Timeout: 10 * time.Second}
+	// Clients may ping every 10 s, even without active streams; faster
+	// pingers are told to go away (ENHANCE_YOUR_CALM).
+	keepalivePolicy = keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}
+)
+
+// Server is a gRPC server with the health service registered. Services
+// report NOT_SERVING until they call Health.SetServingStatus.
+type Server struct {
+	GRPC   *grpc.Server
+	Health *health.Server
+	logger *slog.Logger
+}
+
+// New builds a server with health (overall status NOT_SERVING until the
+// service says otherwise), reflection, keepalive and interceptors.
+func New(logger *slog.Logger, opts ...grpc.ServerOption) *Server {
+	base := []grpc.ServerOption{
+		grpc.KeepaliveParams(keepaliveParams),
+		grpc.KeepaliveEnforcementPolicy(keepalivePolicy),
+		grpc.ChainUnaryInterceptor(unaryInterceptor(logger)),
+		grpc.ChainStreamInterceptor(streamInterceptor(logger)),
+	}
+	s := &Server{
+		GRPC:   grpc.NewServer(append(base, opts...)...),
+		Health: health.NewServer(),
+		logger: logger,
+	}
+	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(s.GRPC, s.Health)
+	reflection.Register(s.GRPC)
+	return s
+}
+
+// SetServing marks the server and the named services SERVING.
+func (s *Server) SetServing(services ...string) {
+	for _, name := range append([]string{""}, services...) {
+		s.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+}
+
+// Serve serves on lis until ctx ends, then stops gracefully: health goes
+// NOT_SERVING, beforeStop runs (a service ends its streams there), and
+// in-flight calls get up to timeout to finish before the server is stopped
+// hard. It returns the serve error, if serving failed, or whether the
+// graceful stop had to be cut short.
+func (s *Server) Serve(ctx context.Context, lis net.Listener, timeout time.Duration, beforeStop func()) error {
+	served := make(chan error, 1)
+	go func() { served <- s.GRPC.Serve(lis) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("grpc serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.logger.Info("shutting down", "timeout", timeout)
+	s.Health.Shutdown()
+	if beforeStop != nil {
+		beforeStop()
+	}
+	stopped := make(chan struct{})
+	go func() {
+		s.GRPC.GracefulStop()
+		close(stopped)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-stopped:
+		<-served
+		return nil
+	case <-t.C:
+		s.GRPC.Stop()
+		<-stopped
+		<-served
+		return errors.New("graceful stop timed out; remaining calls were cut")
+	}
+}
+
+func unaryInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		start := time.Now()
+		defer func() {
+			if r := recover(); r != nil {
+				logger.Error("panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+				err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
+			}
+			logCall(ctx, logger, info.FullMethod, start, err)
+		}()
+		return handler(ctx, req)
+	}
+}
+
+func streamInterceptor(logger *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		start := time.Now()
+		defer func() {
+			if r := recover(); r != nil {
+				logger.Error("panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+				err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
+			}
+			logCall(ss.Context(), logger, info.FullMethod, start, err)
+		}()
+		return handler(srv, ss)
+	}
+}
+
+func logCall(ctx context.Context, logger *slog.Logger, method string, start time.Time, err error) {
+	code := status.Code(err)
+	level := slog.LevelDebug
+	switch code {
+	case codes.OK, codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.DeadlineExceeded, codes.OutOfRange, codes.FailedPrecondition:
+	default:
+		level = slog.LevelWarn
+	}
+	if !logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start)}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	logger.Log(ctx, level, "rpc", attrs...)
+}

@@ -1,0 +1,223 @@
+// Package ingest is the ingest service: Send validates a chat message,
+// stamps the server time and returns once Kafka has acknowledged the record.
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/kafkachat/kafkachat/pkg/app"
+	"github.com/kafkachat/kafkachat/pkg/config"
+	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
+	"github.com/kafkachat/kafkachat/pkg/grpcserver"
+	"github.com/kafkachat/kafkachat/pkg/kafka"
+	"github.com/kafkachat/kafkachat/pkg/message"
+	"github.com/kafkachat/kafkachat/pkg/record"
+)
+
+// Config is the ingest service's configuration.
+type Config struct {
+	app.ServiceConfig
+	Partitions   int
+	Replication  int
+	MaxTextBytes int
+	SendTimeout  time.Duration
+}
+
+// DefaultListen is the ingest service's default address.
+const DefaultListen = ":8081"
+
+// Register adds the ingest-specific settings.
+func (c *Config) Register(s *config.Set) {
+	s.Int(&c.Partitions, "partitions", "CHAT_TOPIC_PARTITIONS", 3, "partitions of the topic when the service creates it")
+	s.Int(&c.Replication, "replication", "CHAT_TOPIC_REPLICATION", 1, "replication factor of the topic when the service creates it")
+	s.Int(&c.MaxTextBytes, "max-text-bytes", "CHAT_MAX_TEXT_BYTES", message.DefaultMaxTextBytes,
+		fmt.Sprintf("largest message text accepted, in bytes (at most %d)", message.MaxAllowedTextBytes))
+	s.Duration(&c.SendTimeout, "send-timeout", "CHAT_SEND_TIMEOUT", 10*time.Second,
+		"longest a Send waits for Kafka's acknowledgement when the caller set no shorter deadline")
+}
+
+// Check validates the ingest-specific settings.
+func (c *Config) Check() error {
+	switch {
+	case c.Partitions < 1 || c.Partitions > 10000:
+		return fmt.Errorf("CHAT_TOPIC_PARTITIONS must be 1-10000, got %d", c.Partitions)
+	case c.Replication < 1 || c.Replication > 32767:
+		return fmt.Errorf("CHAT_TOPIC_REPLICATION must be at least 1, got %d", c.Replication)
+	case c.MaxTextBytes < 1 || c.MaxTextBytes > message.MaxAllowedTextBytes:
+		return fmt.Errorf("CHAT_MAX_TEXT_BYTES must be 1-%d, got %d", message.MaxAllowedTextBytes, c.MaxTextBytes)
+	case c.SendTimeout <= 0:
+		return fmt.Errorf("CHAT_SEND_TIMEOUT must be positive, got %v", c.SendTimeout)
+	}
+	return nil
+}
+
+// Main parses args and the environment and runs the service until ctx ends.
+func Main(ctx context.Context, args []string) error {
+	var cfg Config
+	return app.RunService(ctx, "ingest", DefaultListen, args, &cfg.ServiceConfig, cfg.Register, cfg.Check,
+		func(ctx context.Context, lis net.Listener, logger *slog.Logger) error {
+			return Run(ctx, cfg, lis, logger)
+		})
+}
+
+// Run serves the ingest service on lis until ctx ends or the topic cannot be
+// set up. It creates the topic in the background: until the topic is ready,
+// health reports NOT_SERVING and Send answers UNAVAILABLE.
+func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
+	producer, err := kgo.NewClient(append(kafka.ClientOpts(kafka.SplitBrokers(cfg.Brokers), logger),
+		kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.RecordPartitioner(kafka.Partitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// A Send waits for its own record: lingering would only add latency.
+		// Concurrent Sends are still batched while a request is in flight.
+		kgo.ProducerLinger(0),
+		kgo.RecordDeliveryTimeout(cfg.SendTimeout),
+	)...)
+	if err != nil {
+		lis.Close()
+		return fmt.Errorf("creating Kafka producer: %w", err)
+	}
+	svc := &Service{producer: producer, topic: cfg.Topic, limits: message.Limits{MaxTextBytes: cfg.MaxTextBytes},
+		sendTimeout: cfg.SendTimeout, logger: logger, now: time.Now}
+
+	srv := grpcserver.New(logger)
+	chatv1.RegisterIngestServiceServer(srv.GRPC, svc)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		spec := kafka.TopicSpec{Name: cfg.Topic, Partitions: int32(cfg.Partitions), ReplicationFactor: int16(cfg.Replication)}
+		info, err := kafka.EnsureTopic(ctx, kadm.NewClient(producer), spec, logger)
+		if err != nil {
+			cancel(fmt.Errorf("setting up topic: %w", err))
+			return
+		}
+		svc.ready.Store(true)
+		srv.SetServing(chatv1.IngestService_ServiceDesc.ServiceName)
+		logger.Info("ready", "topic", info.Name, "partitions", info.Partitions)
+	}()
+
+	serveErr := srv.Serve(ctx, lis, cfg.ShutdownTimeout, nil)
+
+	// Every Send has returned by now; flush whatever a cut call left behind.
+	flushCtx, flushCancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := producer.Flush(flushCtx); err != nil {
+		logger.Error("flushing producer", "err", err)
+	}
+	flushCancel()
+	producer.Close()
+
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	if serveErr != nil {
+		return serveErr
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// Service implements chat.v1.IngestService.
+type Service struct {
+	chatv1.UnimplementedIngestServiceServer
+
+	producer    *kgo.Client
+	topic       string
+	limits      message.Limits
+	sendTimeout time.Duration
+	ready       atomic.Bool
+	logger      *slog.Logger
+	now         func() time.Time
+}
+
+var _ chatv1.IngestServiceServer = (*Service)(nil)
+
+// Send implements chat.v1.IngestService.Send.
+func (s *Service) Send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.SendResponse, error) {
+	if err := message.ValidateSend(req, s.limits); err != nil {
+		return nil, invalidArgument(err)
+	}
+	if !s.ready.Load() {
+		return nil, status.Error(codes.Unavailable, "ingest service is starting: the Kafka topic is not ready yet")
+	}
+	id := req.GetClientMessageId()
+	if id == "" {
+		id = randomID()
+	}
+	msg := &chatv1.ChatMessage{
+		ClientMessageId: id,
+		Room:            req.GetRoom(),
+		User:            req.GetUser(),
+		Text:            req.GetText(),
+		ServerTime:      timestamppb.New(s.now().UTC()),
+	}
+	pos, err := s.produce(ctx, msg)
+	if err != nil {
+		return nil, sendStatus(ctx, err)
+	}
+	msg.Position = pos
+	return &chatv1.SendResponse{Message: msg}, nil
+}
+
+// produce writes msg and waits for Kafka's acknowledgement.
+func (s *Service) produce(ctx context.Context, msg *chatv1.ChatMessage) (*chatv1.Position, error) {
+	rec, err := record.Encode(s.topic, msg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.sendTimeout)
+	defer cancel()
+	if err := s.producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return nil, fmt.Errorf("producing to %s: %w", s.topic, err)
+	}
+	return &chatv1.Position{Partition: rec.Partition, Offset: rec.Offset}, nil
+}
+
+// sendStatus converts a produce failure into the status the caller sees.
+// Only the caller's own deadline or cancellation is reported as such; every
+// other failure means Kafka did not take the write, and a retry may work.
+func sendStatus(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return status.Errorf(codes.DeadlineExceeded, "deadline exceeded before Kafka acknowledged the message (it may still be stored): %v", err)
+	case ctx.Err() != nil:
+		return status.Errorf(codes.Canceled, "call cancelled before Kafka acknowledged the message (it may still be stored): %v", err)
+	default:
+		return status.Errorf(codes.Unavailable, "Kafka did not acknowledge the message: %v", err)
+	}
+}
+
+func invalidArgument(err error) error {
+	var fe *message.FieldError
+	if !errors.As(err, &fe) {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	st := status.New(codes.InvalidArgument, fe.Error())
+	if withDetails, derr := st.WithDetails(&errdetails.BadRequest{
+		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: fe.Field, Description: fe.Reason}},
+	}); derr == nil {
+		st = withDetails
+	}
+	return st.Err()
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}

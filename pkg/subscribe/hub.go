@@ -1,0 +1,475 @@
+package subscribe
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
+	"github.com/kafkachat/kafkachat/pkg/kafka"
+	"github.com/kafkachat/kafkachat/pkg/record"
+)
+
+// Hub runs the service's one Kafka consumer and fans its records out to
+// subscribers.
+//
+// Every partition keeps the offset of the next record the consumer will
+// deliver (head) and a window of its most recent messages. A subscriber
+// starts at an offset: if the window still covers it, the subscriber takes
+// the window's part from that offset on and is registered for what comes
+// after head, all under the partition's lock, so the seam has no gap and no
+// duplicate. Otherwise it first reads the older records back from Kafka with
+// a short-lived reader of its own, which never moves the live consumer, and
+// joins the same way once it has reached the window.
+//
+// Live delivery never blocks: each subscriber has a bounded queue, and one
+// that lets it fill up is ended with RESOURCE_EXHAUSTED.
+type Hub struct {
+	topic      string
+	partitions []*partition
+	consumer   *kgo.Client
+	clientOpts []kgo.Opt
+	queueLen   int
+	logger     *slog.Logger
+
+	bootEnd   []int64 // end offsets when the hub started; ready once reached
+	ready     atomic.Bool
+	readyCh   chan struct{}
+	malformed atomic.Int64
+	evicted   atomic.Int64
+	closing   atomic.Bool
+	life      context.Context // cancelled by Close: ends catch-up reads
+	endLife   context.CancelFunc
+
+	runDone chan struct{}
+}
+
+// HubConfig configures a Hub.
+type HubConfig struct {
+	Topic string
+	// Window is how many recent messages each partition keeps in memory.
+	Window int
+	// QueueLen is how many messages a subscriber may have waiting before it
+	// is ended as too slow.
+	QueueLen int
+}
+
+// Stats are counters for tests and logs.
+type Stats struct {
+	Subscribers int
+	Malformed   int64
+	Evicted     int64
+}
+
+type partition struct {
+	id int32
+
+	mu          sync.Mutex
+	head        int64 // next offset the consumer will deliver
+	window      ring  // recent messages, oldest first
+	coveredFrom int64 // every message at offset >= coveredFrom is in window or still to come
+	rooms       map[string]map[*subscriber]struct{}
+}
+
+// entry is one decoded message, shared read-only by every subscriber.
+type entry struct {
+	offset int64
+	room   string
+	resp   *chatv1.SubscribeResponse
+}
+
+// NewHub looks the topic up (waiting for it to exist), positions the
+// consumer Window messages before the end of each partition, and returns a
+// hub whose Run must be called to start consuming.
+func NewHub(ctx context.Context, cfg HubConfig, clientOpts []kgo.Opt, logger *slog.Logger) (*Hub, error) {
+	admClient, err := kgo.NewClient(clientOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating Kafka client: %w", err)
+	}
+	defer admClient.Close()
+	adm := kadm.NewClient(admClient)
+	info, err := kafka.WaitTopicReady(ctx, adm, cfg.Topic, logger)
+	if err != nil {
+		return nil, err
+	}
+	starts, err := listOffsets(ctx, adm.ListStartOffsets, cfg.Topic)
+	if err != nil {
+		return nil, err
+	}
+	ends, err := listOffsets(ctx, adm.ListEndOffsets, cfg.Topic)
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{
+		topic:      cfg.Topic,
+		clientOpts: clientOpts,
+		queueLen:   cfg.QueueLen,
+		logger:     logger,
+		bootEnd:    make([]int64, info.Partitions),
+		readyCh:    make(chan struct{}),
+		runDone:    make(chan struct{}),
+	}
+	h.life, h.endLife = context.WithCancel(context.Background())
+	offsets := map[int32]kgo.Offset{}
+	for p := range info.Partitions {
+		start := max(starts[p], ends[p]-int64(cfg.Window))
+		h.partitions = append(h.partitions, &partition{
+			id: p, head: start, coveredFrom: start,
+			window: newRing(cfg.Window),
+			rooms:  map[string]map[*subscriber]struct{}{},
+		})
+		h.bootEnd[p] = ends[p]
+		offsets[p] = kgo.NewOffset().At(start)
+	}
+	h.consumer, err = kgo.NewClient(append(append([]kgo.Opt(nil), clientOpts...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("creating Kafka consumer: %w", err)
+	}
+	h.checkReady()
+	logger.Info("hub positioned", "topic", cfg.Topic, "partitions", info.Partitions, "end_offsets", ends)
+	return h, nil
+}
+
+func listOffsets(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), topic string) (map[int32]int64, error) {
+	listed, err := list(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets of %q: %w", topic, err)
+	}
+	if err := listed.Error(); err != nil {
+		return nil, fmt.Errorf("listing offsets of %q: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	listed.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out, nil
+}
+
+// Ready is closed once the consumer has caught up with the end of every
+// partition as it was at start: from then on "latest" means now.
+func (h *Hub) Ready() <-chan struct{} { return h.readyCh }
+
+// Partitions is the topic's partition count.
+func (h *Hub) Partitions() int32 { return int32(len(h.partitions)) }
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	n := 0
+	for _, p := range h.partitions {
+		p.mu.Lock()
+		for _, subs := range p.rooms {
+			n += len(subs)
+		}
+		p.mu.Unlock()
+	}
+	return Stats{Subscribers: n, Malformed: h.malformed.Load(), Evicted: h.evicted.Load()}
+}
+
+// Run consumes until ctx ends, then closes the consumer.
+func (h *Hub) Run(ctx context.Context) error {
+	defer close(h.runDone)
+	defer h.consumer.Close()
+	for {
+		fetches := h.consumer.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			h.logger.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+		})
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if int(fp.Partition) < len(h.partitions) && len(fp.Records) > 0 {
+				h.dispatch(h.partitions[fp.Partition], fp.Records)
+			}
+		})
+		if !h.ready.Load() {
+			h.checkReady()
+		}
+	}
+}
+
+func (h *Hub) checkReady() {
+	for i, p := range h.partitions {
+		p.mu.Lock()
+		behind := p.head < h.bootEnd[i]
+		p.mu.Unlock()
+		if behind {
+			return
+		}
+	}
+	if h.ready.CompareAndSwap(false, true) {
+		close(h.readyCh)
+		h.logger.Info("hub caught up; ready")
+	}
+}
+
+// dispatch appends records to the partition's window and hands each to the
+// subscribers of its room.
+func (h *Hub) dispatch(p *partition, recs []*kgo.Record) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range recs {
+		if r.Offset < p.head {
+			continue
+		}
+		p.head = r.Offset + 1
+		e, err := decode(r)
+		if err != nil {
+			h.malformed.Add(1)
+			h.logger.Warn("skipping malformed record", "partition", r.Partition, "offset", r.Offset, "err", err)
+			continue
+		}
+		if kafka.PartitionFor(e.room, int32(len(h.partitions))) != p.id {
+			// Readers of the room look in another partition; delivering
+			// it would break the room's single order.
+			h.malformed.Add(1)
+			h.logger.Warn("skipping record in the wrong partition for its room", "room", e.room, "partition", r.Partition, "offset", r.Offset)
+			continue
+		}
+		if dropped, ok := p.window.push(e); ok {
+			p.coveredFrom = dropped.offset + 1
+		}
+		for s := range p.rooms[e.room] {
+			s.offer(e)
+		}
+	}
+}
+
+func decode(r *kgo.Record) (*entry, error) {
+	m, err := record.Decode(r)
+	if err != nil {
+		return nil, err
+	}
+	return &entry{offset: r.Offset, room: m.Room, resp: &chatv1.SubscribeResponse{Message: m}}, nil
+}
+
+// Close ends every subscription with UNAVAILABLE: the server is going away
+// and clients should reconnect elsewhere. Subscriptions made after Close
+// fail the same way.
+func (h *Hub) Close() {
+	h.closing.Store(true)
+	defer h.endLife()
+	for _, p := range h.partitions {
+		p.mu.Lock()
+		for _, subs := range p.rooms {
+			for s := range subs {
+				s.end(codes.Unavailable, "subscribe service is shutting down")
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+// Wait blocks until Run has returned.
+func (h *Hub) Wait() { <-h.runDone }
+
+var errClosing = status.Error(codes.Unavailable, "subscribe service is shutting down")
+
+// From is where a subscription starts.
+type From struct {
+	// Earliest starts at the oldest message Kafka retains; otherwise
+	// Latest starts at the next message stored; otherwise Offset.
+	Earliest, Latest bool
+	Offset           int64
+}
+
+// Follow delivers the room's messages from the start position to send, in
+// offset order, until ctx ends, send fails or the hub ends the
+// subscription. registered is called once the start offset is fixed: every
+// message from then on will be delivered.
+func (h *Hub) Follow(ctx context.Context, room string, from From, registered func(partition int32, offset int64) error, send func(*chatv1.SubscribeResponse) error) error {
+	if h.closing.Load() {
+		return errClosing
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(h.life, cancel)()
+	p := h.partitions[kafka.PartitionFor(room, int32(len(h.partitions)))]
+	s := &subscriber{room: room, queue: make(chan *entry, h.queueLen), done: make(chan struct{}), hub: h}
+
+	var startAt int64
+	switch {
+	case from.Latest:
+		p.mu.Lock()
+		startAt = p.head
+		p.mu.Unlock()
+	case from.Earliest:
+		starts, err := h.startOffsets(ctx)
+		if err != nil {
+			return err
+		}
+		startAt = starts[p.id]
+	default:
+		startAt = from.Offset
+	}
+	if err := registered(p.id, startAt); err != nil {
+		return err
+	}
+
+	next := startAt
+	var backlog []*entry
+	var reader *catchUp
+	defer func() {
+		if reader != nil {
+			reader.close()
+		}
+	}()
+	for {
+		var joined bool
+		backlog, joined = h.tryJoin(p, s, next)
+		if joined {
+			break
+		}
+		if h.closing.Load() {
+			return errClosing
+		}
+		if reader == nil {
+			var err error
+			if reader, err = h.newCatchUp(p.id, next); err != nil {
+				return err
+			}
+		}
+		var err error
+		if next, err = reader.readBatch(ctx, room, next, send); err != nil {
+			if h.closing.Load() {
+				return errClosing
+			}
+			return err
+		}
+	}
+	if reader != nil {
+		reader.close()
+		reader = nil
+	}
+	defer h.leave(p, s)
+
+	last := next - 1 // offset of the last message the client was sent, or before
+	deliver := func(e *entry) error {
+		if err := send(e.resp); err != nil {
+			return err
+		}
+		last = e.offset
+		return nil
+	}
+	for _, e := range backlog {
+		if err := deliver(e); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case e := <-s.queue:
+			if err := deliver(e); err != nil {
+				return err
+			}
+		case <-s.done:
+			return s.status(p.id, last)
+		case <-ctx.Done():
+			select {
+			case <-s.done: // ended by the hub: its status says more
+				return s.status(p.id, last)
+			default:
+			}
+			if h.closing.Load() {
+				return errClosing
+			}
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+// tryJoin registers s for live delivery if the window covers next, and
+// returns the window's messages of the room from next up to head.
+func (h *Hub) tryJoin(p *partition, s *subscriber, next int64) ([]*entry, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if next < p.coveredFrom || h.closing.Load() {
+		// Close marks the hub closing before it takes the partition locks,
+		// so a subscriber either is ended by Close or never joins.
+		return nil, false
+	}
+	backlog := p.window.since(next, s.room)
+	s.next = max(next, p.head)
+	if p.rooms[s.room] == nil {
+		p.rooms[s.room] = map[*subscriber]struct{}{}
+	}
+	p.rooms[s.room][s] = struct{}{}
+	return backlog, true
+}
+
+func (h *Hub) leave(p *partition, s *subscriber) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.rooms[s.room], s)
+	if len(p.rooms[s.room]) == 0 {
+		delete(p.rooms, s.room)
+	}
+}
+
+func (h *Hub) startOffsets(ctx context.Context) (map[int32]int64, error) {
+	cl, err := kgo.NewClient(h.clientOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating Kafka client: %w", err)
+	}
+	defer cl.Close()
+	starts, err := listOffsets(ctx, kadm.NewClient(cl).ListStartOffsets, h.topic)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "looking up the earliest offset: %v", err)
+	}
+	return starts, nil
+}
+
+// subscriber is one live subscription. next and membership are guarded by
+// its partition's lock.
+type subscriber struct {
+	room  string
+	hub   *Hub
+	next  int64
+	queue chan *entry
+
+	once   sync.Once
+	done   chan struct{}
+	code   codes.Code
+	reason string
+}
+
+// offer queues e without blocking; a full queue ends the subscriber.
+// Called with the partition locked.
+func (s *subscriber) offer(e *entry) {
+	if e.offset < s.next {
+		return
+	}
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	select {
+	case s.queue <- e:
+		s.next = e.offset + 1
+	default:
+		s.hub.evicted.Add(1)
+		s.end(codes.ResourceExhausted, fmt.Sprintf("subscriber too slow: %d messages were waiting to be sent", cap(s.queue)))
+	}
+}
+
+// status is the final status of a subscription the hub ended, naming the
+// last message the client was sent so that it knows where to resume.
+func (s *subscriber) status(partition int32, last int64) error {
+	return status.Errorf(s.code, "%s; the last message sent was partition %d offset %d", s.reason, partition, last)
+}
+
+// end stops the subscription; called with the partition locked.
+func (s *subscriber) end(code codes.Code, reason string) {
+	s.once.Do(func() {
+		s.code, s.reason = code, reason
+		close(s.done)
+	})
+}

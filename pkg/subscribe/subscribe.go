@@ -1,0 +1,168 @@
+// Package subscribe is the subscribe service: one Kafka consumer whose
+// records are streamed, in offset order, to any number of Subscribe calls.
+package subscribe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/kafkachat/kafkachat/pkg/app"
+	"github.com/kafkachat/kafkachat/pkg/config"
+	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
+	"github.com/kafkachat/kafkachat/pkg/grpcserver"
+	"github.com/kafkachat/kafkachat/pkg/kafka"
+	"github.com/kafkachat/kafkachat/pkg/message"
+)
+
+// DefaultListen is the subscribe service's default address.
+const DefaultListen = ":8082"
+
+// Config is the subscribe service's configuration.
+type Config struct {
+	app.ServiceConfig
+	Window   int
+	QueueLen int
+}
+
+// Register adds the subscribe-specific settings.
+func (c *Config) Register(s *config.Set) {
+	s.Int(&c.Window, "window", "CHAT_WINDOW", 10000,
+		"recent messages kept in memory per partition; older starts are read back from Kafka")
+	s.Int(&c.QueueLen, "queue", "CHAT_SUBSCRIBER_QUEUE", 1024,
+		"messages a subscriber may have waiting before it is ended as too slow")
+}
+
+// Check validates the subscribe-specific settings.
+func (c *Config) Check() error {
+	switch {
+	case c.Window < 0:
+		return fmt.Errorf("CHAT_WINDOW must not be negative, got %d", c.Window)
+	case c.QueueLen < 1:
+		return fmt.Errorf("CHAT_SUBSCRIBER_QUEUE must be at least 1, got %d", c.QueueLen)
+	}
+	return nil
+}
+
+// Main parses args and the environment and runs the service until ctx ends.
+func Main(ctx context.Context, args []string) error {
+	var cfg Config
+	return app.RunService(ctx, "subscribe", DefaultListen, args, &cfg.ServiceConfig, cfg.Register, cfg.Check,
+		func(ctx context.Context, lis net.Listener, logger *slog.Logger) error {
+			return Run(ctx, cfg, lis, logger)
+		})
+}
+
+// Run serves the subscribe service on lis until ctx ends. Health reports
+// SERVING once the topic exists and the consumer has caught up with it.
+func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
+	svc := &Service{logger: logger, hubReady: make(chan struct{})}
+	srv := grpcserver.New(logger)
+	chatv1.RegisterSubscribeServiceServer(srv.GRPC, svc)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	hubDone := make(chan struct{})
+	go func() {
+		defer close(hubDone)
+		hub, err := NewHub(ctx, HubConfig{Topic: cfg.Topic, Window: cfg.Window, QueueLen: cfg.QueueLen},
+			kafka.ClientOpts(kafka.SplitBrokers(cfg.Brokers), logger), logger)
+		if err != nil {
+			if ctx.Err() == nil {
+				cancel(fmt.Errorf("starting the consumer: %w", err))
+			}
+			return
+		}
+		svc.hub = hub
+		close(svc.hubReady)
+		go func() {
+			select {
+			case <-hub.Ready():
+				srv.SetServing(chatv1.SubscribeService_ServiceDesc.ServiceName)
+			case <-ctx.Done():
+			}
+		}()
+		if err := hub.Run(ctx); err != nil {
+			cancel(fmt.Errorf("consumer: %w", err))
+		}
+	}()
+
+	serveErr := srv.Serve(ctx, lis, cfg.ShutdownTimeout, func() {
+		if hub := svc.getHub(); hub != nil {
+			hub.Close()
+		}
+	})
+	cancel(nil)
+	<-hubDone
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	if serveErr != nil {
+		return serveErr
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// Service implements chat.v1.SubscribeService.
+type Service struct {
+	chatv1.UnimplementedSubscribeServiceServer
+	logger   *slog.Logger
+	hubReady chan struct{} // closed once hub is set
+	hub      *Hub
+}
+
+var _ chatv1.SubscribeServiceServer = (*Service)(nil)
+
+func (s *Service) getHub() *Hub {
+	select {
+	case <-s.hubReady:
+		return s.hub
+	default:
+		return nil
+	}
+}
+
+// Hub returns the service's hub, or nil before it has started.
+func (s *Service) Hub() *Hub { return s.getHub() }
+
+// Subscribe implements chat.v1.SubscribeService.Subscribe.
+func (s *Service) Subscribe(req *chatv1.SubscribeRequest, stream grpc.ServerStreamingServer[chatv1.SubscribeResponse]) error {
+	if err := message.ValidateRoom("room", req.GetRoom()); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	var from From
+	switch pos := req.GetPosition(); pos {
+	case chatv1.StartPosition_START_POSITION_UNSPECIFIED, chatv1.StartPosition_START_POSITION_LATEST:
+		from.Latest = true
+	case chatv1.StartPosition_START_POSITION_EARLIEST:
+		from.Earliest = true
+	default:
+		return status.Errorf(codes.InvalidArgument, "invalid position: unknown start position %d", pos)
+	}
+	hub := s.getHub()
+	if hub == nil {
+		return status.Error(codes.Unavailable, "subscribe service is starting: the Kafka topic is not ready yet")
+	}
+	select {
+	case <-hub.Ready():
+	default:
+		return status.Error(codes.Unavailable, "subscribe service is starting: the consumer is catching up with Kafka")
+	}
+	ctx := stream.Context()
+	registered := func(partition int32, offset int64) error {
+		return stream.SendHeader(metadata.Pairs(
+			message.HeaderPartition, strconv.Itoa(int(partition)),
+			message.HeaderStartOffset, strconv.FormatInt(offset, 10),
+		))
+	}
+	return hub.Follow(ctx, req.GetRoom(), from, registered, stream.Send)
+}
