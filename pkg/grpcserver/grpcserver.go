@@ -14,7 +14,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
@@ -36,7 +35,7 @@ var (
 // report NOT_SERVING until they call Health.SetServingStatus.
 type Server struct {
 	GRPC   *grpc.Server
-	Health *health.Server
+	Health *Health
 	logger *slog.Logger
 }
 
@@ -51,7 +50,7 @@ func New(logger *slog.Logger, opts ...grpc.ServerOption) *Server {
 	}
 	s := &Server{
 		GRPC:   grpc.NewServer(append(base, opts...)...),
-		Health: health.NewServer(),
+		Health: NewHealth(),
 		logger: logger,
 	}
 	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

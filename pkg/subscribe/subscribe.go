@@ -61,10 +61,30 @@ func Main(ctx context.Context, args []string) error {
 		})
 }
 
-// Run serves the subscribe service on lis until ctx ends. Health reports
-// SERVING once the topic exists and the consumer has caught up with it.
+// Run serves the subscribe service on lis until ctx ends.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
-	svc := &Service{logger: logger, hubReady: make(chan struct{})}
+	return New(cfg, logger).Run(ctx, lis)
+}
+
+// Server is a subscribe service.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+	svc    *Service
+}
+
+// New returns a subscribe service; Run serves it.
+func New(cfg Config, logger *slog.Logger) *Server {
+	return &Server{cfg: cfg, logger: logger, svc: &Service{hubReady: make(chan struct{})}}
+}
+
+// Hub is the service's hub, or nil until the topic has been found.
+func (s *Server) Hub() *Hub { return s.svc.getHub() }
+
+// Run serves on lis until ctx ends. Health reports SERVING once the topic
+// exists and the consumer has caught up with it.
+func (s *Server) Run(ctx context.Context, lis net.Listener) error {
+	cfg, logger, svc := s.cfg, s.logger, s.svc
 	srv := grpcserver.New(logger)
 	chatv1.RegisterSubscribeServiceServer(srv.GRPC, svc)
 
@@ -115,7 +135,6 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 // Service implements chat.v1.SubscribeService.
 type Service struct {
 	chatv1.UnimplementedSubscribeServiceServer
-	logger   *slog.Logger
 	hubReady chan struct{} // closed once hub is set
 	hub      *Hub
 }
@@ -130,9 +149,6 @@ func (s *Service) getHub() *Hub {
 		return nil
 	}
 }
-
-// Hub returns the service's hub, or nil before it has started.
-func (s *Service) Hub() *Hub { return s.getHub() }
 
 // Subscribe implements chat.v1.SubscribeService.Subscribe.
 func (s *Service) Subscribe(req *chatv1.SubscribeRequest, stream grpc.ServerStreamingServer[chatv1.SubscribeResponse]) error {
