@@ -120,4 +120,3 @@ func (p *proc) tail(n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-

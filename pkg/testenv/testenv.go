@@ -350,7 +350,6 @@ func (b *Broker) ReadAll(t testing.TB, topic string) []*kgo.Record {
 	return out
 }
 
-
 // Proxy forwards TCP connections from a loopback port to target. It is
 // created closed (connections are refused) so that a service can be
 // started against a broker it cannot reach yet.

@@ -76,7 +76,8 @@ DATA_DIR="$KAFKA_RUN_DIR/data"
 LOG_DIR="$KAFKA_RUN_DIR/logs"
 SERVER_LOG="$LOG_DIR/server.log"
 STDOUT_LOG="$LOG_DIR/stdout.log"
-PROBE="$KAFKA_RUN_DIR/bin/kafka-probe"
+# Built from ./probe, kept beside the jar cache, rebuilt when its inputs change.
+PROBE="$(dirname "$KAFKA_CACHE_DIR")/bin/kafka-probe"
 LOCK_FILE="$KAFKA_RUN_DIR.lock"
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
@@ -150,14 +151,17 @@ ensure_probe() {
     PROBE_MODE=go
     return
   fi
-  if [[ -x $PROBE ]]; then
+  local err stamp
+  stamp=$(cat "$SCRIPT_DIR/probe/main.go" "$REPO_ROOT/go.mod" "$REPO_ROOT/go.sum" 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [[ -x $PROBE && -f $PROBE.stamp && $(cat "$PROBE.stamp") == "$stamp" ]]; then
     PROBE_MODE=go
     return
   fi
-  local err
   mkdir -p "$(dirname "$PROBE")"
+  rm -f "$PROBE.stamp"
   if command -v go >/dev/null &&
     err=$(cd "$REPO_ROOT" && go build -o "$PROBE" ./scripts/kafka/probe 2>&1); then
+    printf '%s\n' "$stamp" >"$PROBE.stamp"
     PROBE_MODE=go
     return
   fi
@@ -315,6 +319,8 @@ cmd_up() {
   log "storage formatted (cluster $cluster_id) in $(secs_since "$t0")"
 
   t0=$(now_ms)
+  # 9>&-: the JVM must not inherit the lock fd, or it would hold the lock
+  # for as long as it runs.
   # shellcheck disable=SC2086 # word splitting of the option strings is wanted
   nohup "$JAVA" $KAFKA_HEAP_OPTS \
     -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
@@ -325,7 +331,7 @@ cmd_up() {
     -Djava.io.tmpdir="$KAFKA_RUN_DIR/tmp" \
     $KAFKA_JVM_OPTS \
     -cp "$KAFKA_CACHE_DIR/*" kafka.Kafka "$CONFIG" \
-    >"$STDOUT_LOG" 2>&1 </dev/null &
+    >"$STDOUT_LOG" 2>&1 </dev/null 9>&- &
   pid=$!
   printf '%s\n' "$pid" >"$PID_FILE"
   log "started JVM (pid $pid), waiting up to ${KAFKA_START_TIMEOUT}s for $BROKERS to answer ($PROBE_MODE probe) ..."
