@@ -33,6 +33,7 @@ import (
 // that lets it fill up is ended with RESOURCE_EXHAUSTED.
 type Hub struct {
 	topic      string
+	admin      *kadm.Client // shared by subscriptions for offset look-ups
 	partitions []*partition
 	consumer   *kgo.Client
 	clientOpts []kgo.Opt
@@ -93,8 +94,13 @@ func NewHub(ctx context.Context, cfg HubConfig, clientOpts []kgo.Opt, logger *sl
 	if err != nil {
 		return nil, fmt.Errorf("creating Kafka client: %w", err)
 	}
-	defer admClient.Close()
 	adm := kadm.NewClient(admClient)
+	ok := false
+	defer func() {
+		if !ok {
+			admClient.Close()
+		}
+	}()
 	info, err := kafka.WaitTopicReady(ctx, adm, cfg.Topic, logger)
 	if err != nil {
 		return nil, err
@@ -108,6 +114,7 @@ func NewHub(ctx context.Context, cfg HubConfig, clientOpts []kgo.Opt, logger *sl
 		return nil, err
 	}
 	h := &Hub{
+		admin:      adm,
 		topic:      cfg.Topic,
 		clientOpts: clientOpts,
 		queueLen:   cfg.QueueLen,
@@ -135,6 +142,7 @@ func NewHub(ctx context.Context, cfg HubConfig, clientOpts []kgo.Opt, logger *sl
 		return nil, fmt.Errorf("creating Kafka consumer: %w", err)
 	}
 	h.checkReady()
+	ok = true
 	logger.Info("hub positioned", "topic", cfg.Topic, "partitions", info.Partitions, "end_offsets", ends)
 	return h, nil
 }
@@ -175,6 +183,7 @@ func (h *Hub) Stats() Stats {
 // Run consumes until ctx ends, then closes the consumer.
 func (h *Hub) Run(ctx context.Context) error {
 	defer close(h.runDone)
+	defer h.admin.Close()
 	defer h.consumer.Close()
 	for {
 		fetches := h.consumer.PollFetches(ctx)
@@ -414,12 +423,7 @@ func (h *Hub) leave(p *partition, s *subscriber) {
 }
 
 func (h *Hub) startOffsets(ctx context.Context) (map[int32]int64, error) {
-	cl, err := kgo.NewClient(h.clientOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("creating Kafka client: %w", err)
-	}
-	defer cl.Close()
-	starts, err := listOffsets(ctx, kadm.NewClient(cl).ListStartOffsets, h.topic)
+	starts, err := listOffsets(ctx, h.admin.ListStartOffsets, h.topic)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "looking up the earliest offset: %v", err)
 	}
