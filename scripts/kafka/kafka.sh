@@ -26,9 +26,10 @@
 #   KAFKA_START_TIMEOUT=120      seconds for up to see the broker answer
 #   KAFKA_STOP_TIMEOUT=30        seconds for down to wait after SIGTERM
 #   KAFKA_HEAP_OPTS="-Xms256m -Xmx256m"
-#   KAFKA_JVM_OPTS=              extra JVM options
+#   KAFKA_JVM_OPTS=              extra JVM options (after the script's own)
 #   KAFKA_PROBE=auto             auto | go | log  (readiness check)
-#   KAFKA_PROBE_BIN=             prebuilt probe binary (skips go build)
+#   KAFKA_PROBE_BIN=             prebuilt probe binary (default: built with
+#                                `go build` into $KAFKA_CACHE_DIR.probe/)
 #   JAVA_HOME / KAFKA_JAVA, KAFKA_MVN
 set -euo pipefail
 
@@ -77,7 +78,7 @@ LOG_DIR="$KAFKA_RUN_DIR/logs"
 SERVER_LOG="$LOG_DIR/server.log"
 STDOUT_LOG="$LOG_DIR/stdout.log"
 # Built from ./probe, kept beside the jar cache, rebuilt when its inputs change.
-PROBE="$(dirname "$KAFKA_CACHE_DIR")/bin/kafka-probe"
+PROBE="$KAFKA_CACHE_DIR.probe/kafka-probe"
 LOCK_FILE="$KAFKA_RUN_DIR.lock"
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
@@ -160,7 +161,7 @@ ensure_probe() {
   mkdir -p "$(dirname "$PROBE")"
   rm -f "$PROBE.stamp"
   if command -v go >/dev/null &&
-    err=$(cd "$REPO_ROOT" && go build -o "$PROBE" ./scripts/kafka/probe 2>&1); then
+    err=$(cd "$REPO_ROOT" && go build -o "$PROBE" ./scripts/kafka/probe 2>&1 9>&-); then
     printf '%s\n' "$stamp" >"$PROBE.stamp"
     PROBE_MODE=go
     return
@@ -319,11 +320,15 @@ cmd_up() {
   log "storage formatted (cluster $cluster_id) in $(secs_since "$t0")"
 
   t0=$(now_ms)
+  # -XX:TieredStopAtLevel=1 (C1 JIT only): on 2 cores the broker answers
+  # ~1 s sooner and uses ~30 MB less RSS; plenty fast for tests (put
+  # -XX:TieredStopAtLevel=4 in KAFKA_JVM_OPTS to get C2 back).
   # 9>&-: the JVM must not inherit the lock fd, or it would hold the lock
   # for as long as it runs.
   # shellcheck disable=SC2086 # word splitting of the option strings is wanted
   nohup "$JAVA" $KAFKA_HEAP_OPTS \
     -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    -XX:TieredStopAtLevel=1 \
     -XX:+ExitOnOutOfMemoryError \
     -Djava.awt.headless=true \
     -Dkafka.logs.dir="$LOG_DIR" \
@@ -348,6 +353,7 @@ cmd_up() {
     fi
     if (($(now_ms) >= deadline)); then
       show_logs
+      [[ $PROBE_MODE == go ]] && { "$PROBE" -brokers "$BROKERS" -timeout 2s -q || true; }
       stop_broker || true
       die "broker did not answer on $BROKERS within ${KAFKA_START_TIMEOUT}s"
     fi
