@@ -63,7 +63,7 @@ func Main(fn func(ctx context.Context, args []string) error) {
 	case errors.Is(err, flag.ErrHelp):
 		os.Exit(0)
 	case IsUsage(err):
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintf(os.Stderr, "%s: %v\nrun %s -h for the settings\n", progName(), err, progName())
 		os.Exit(2)
 	default:
 		fmt.Fprintf(os.Stderr, "%s: %v\n", progName(), err)

@@ -57,10 +57,10 @@ func RunService(ctx context.Context, name, defaultListen string, args []string, 
 		return &UsageError{err}
 	}
 	if err := common.Check(); err != nil {
-		return &UsageError{fmt.Errorf("%s: %w", name, err)}
+		return &UsageError{err}
 	}
 	if err := check(); err != nil {
-		return &UsageError{fmt.Errorf("%s: %w", name, err)}
+		return &UsageError{err}
 	}
 	logger, err := common.Log.Logger(os.Stderr)
 	if err != nil {

@@ -17,6 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/kafkachat/kafkachat/pkg/app"
 	"github.com/kafkachat/kafkachat/pkg/chatclient"
 	"github.com/kafkachat/kafkachat/pkg/config"
@@ -44,7 +47,7 @@ func (c *Config) Register(s *config.Set, user string) {
 	s.String(&c.IngestAddr, "ingest", "CHAT_INGEST_ADDR", "127.0.0.1:8081", "ingest service address")
 	s.String(&c.SubscribeAddr, "subscribe", "CHAT_SUBSCRIBE_ADDR", "127.0.0.1:8082", "subscribe service address")
 	s.String(&c.Room, "room", "CHAT_ROOM", "lobby", "room to chat in")
-	s.String(&c.From, "from", "CHAT_FROM", "latest", "where to start reading the room: latest or earliest")
+	s.String(&c.From, "from", "CHAT_FROM", "earliest", "where to start reading the room: earliest (its history, then live) or latest")
 	s.Bool(&c.Interactive, "i", "CHAT_INTERACTIVE", false, "send the lines typed on stdin instead of the script")
 	s.Duration(&c.MinDelay, "min-delay", "CHAT_MIN_DELAY", 400*time.Millisecond, "shortest pause before a scripted line")
 	s.Duration(&c.MaxDelay, "max-delay", "CHAT_MAX_DELAY", 1500*time.Millisecond, "longest pause before a scripted line")
@@ -138,7 +141,7 @@ func play(ctx context.Context, client *chatclient.Client, cfg Config, room *room
 		if line.Speaker != cfg.User {
 			continue
 		}
-		if i > 0 && !room.waitFor(ctx, Conversation[i-1], cfg.TurnTimeout) && ctx.Err() == nil {
+		if i > 0 && !room.waitForLine(ctx, i-1, cfg.TurnTimeout) && ctx.Err() == nil {
 			fmt.Fprintf(os.Stderr, "%s: no answer within %v; going on\n", cfg.User, cfg.TurnTimeout)
 		}
 		if err := pause(ctx, cfg.MinDelay, cfg.MaxDelay); err != nil {
@@ -150,7 +153,7 @@ func play(ctx context.Context, client *chatclient.Client, cfg Config, room *room
 	}
 	// Stay until the end of the conversation is in the room, so the reader
 	// sees it whole.
-	room.waitFor(ctx, Conversation[len(Conversation)-1], cfg.TurnTimeout)
+	room.waitForLine(ctx, len(Conversation)-1, cfg.TurnTimeout)
 	return ctx.Err()
 }
 
@@ -215,36 +218,49 @@ func pause(ctx context.Context, lo, hi time.Duration) error {
 
 var errClosed = errors.New("subscription closed")
 
-// roomView prints the room and lets the players wait for a line to appear.
+// roomView prints the room and tracks how far the current run of the
+// conversation has got, so a player can wait for its turn.
 type roomView struct {
 	out io.Writer
 
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced whenever a message arrives
-	seen    map[Line]bool
-	offset  int64
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced whenever a message arrives
+	progress int           // index of the last script line seen in order; -1 for none
+	offset   int64         // offset of the last message seen
 }
 
 func newRoomView(out io.Writer) *roomView {
-	return &roomView{out: out, changed: make(chan struct{}), seen: map[Line]bool{}, offset: -1}
+	return &roomView{out: out, changed: make(chan struct{}), progress: -1, offset: -1}
 }
 
 func (r *roomView) follow(sub *chatclient.Subscription) error {
 	for {
 		m, err := sub.Recv()
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "context canceled") {
+			if errors.Is(err, io.EOF) || status.Code(errors.Unwrap(err)) == codes.Canceled {
 				return errClosed
 			}
 			return err
 		}
 		fmt.Fprintln(r.out, message.Format(m))
 		r.mu.Lock()
-		r.seen[Line{m.GetUser(), m.GetText()}] = true
+		r.observe(Line{m.GetUser(), m.GetText()})
 		r.offset = m.GetPosition().GetOffset()
 		close(r.changed)
 		r.changed = make(chan struct{})
 		r.mu.Unlock()
+	}
+}
+
+// observe advances the conversation: its opening line starts a new run (a
+// room's history may hold earlier ones), and any other line counts only
+// right after the line before it.
+func (r *roomView) observe(l Line) {
+	switch {
+	case l == Conversation[0]:
+		r.progress = 0
+	case r.progress+1 < len(Conversation) && l == Conversation[r.progress+1]:
+		r.progress++
 	}
 }
 
@@ -269,8 +285,9 @@ func (r *roomView) waitUntil(ctx context.Context, timeout time.Duration, cond fu
 	}
 }
 
-func (r *roomView) waitFor(ctx context.Context, l Line, timeout time.Duration) bool {
-	return r.waitUntil(ctx, timeout, func() bool { return r.seen[l] })
+// waitForLine waits until script line i has been seen in the current run.
+func (r *roomView) waitForLine(ctx context.Context, i int, timeout time.Duration) bool {
+	return r.waitUntil(ctx, timeout, func() bool { return r.progress >= i })
 }
 
 func (r *roomView) waitForOffset(ctx context.Context, off int64, timeout time.Duration) bool {

@@ -30,6 +30,8 @@ type Set struct {
 // Var describes one setting, for help texts and the README table.
 type Var struct {
 	Flag, Env, Default, Usage string
+	// Want says what a valid value looks like, for error messages.
+	Want string
 }
 
 // New returns an empty set whose flags are registered on a new flag set
@@ -44,29 +46,29 @@ func New(name string) *Set {
 // String registers a string setting.
 func (s *Set) String(p *string, name, env, def, usage string) {
 	s.fs.StringVar(p, name, def, usage)
-	s.add(name, env, def, usage)
+	s.add(name, env, def, usage, "a string")
 }
 
 // Int registers an integer setting.
 func (s *Set) Int(p *int, name, env string, def int, usage string) {
 	s.fs.IntVar(p, name, def, usage)
-	s.add(name, env, fmt.Sprint(def), usage)
+	s.add(name, env, fmt.Sprint(def), usage, "a whole number")
 }
 
 // Duration registers a duration setting ("10s", "1m30s").
 func (s *Set) Duration(p *time.Duration, name, env string, def time.Duration, usage string) {
 	s.fs.DurationVar(p, name, def, usage)
-	s.add(name, env, def.String(), usage)
+	s.add(name, env, def.String(), usage, `a duration with a unit, such as "500ms", "10s" or "1m30s"`)
 }
 
 // Bool registers a boolean setting.
 func (s *Set) Bool(p *bool, name, env string, def bool, usage string) {
 	s.fs.BoolVar(p, name, def, usage)
-	s.add(name, env, fmt.Sprint(def), usage)
+	s.add(name, env, fmt.Sprint(def), usage, "true or false")
 }
 
-func (s *Set) add(name, env, def, usage string) {
-	s.vars = append(s.vars, Var{Flag: name, Env: env, Default: def, Usage: usage})
+func (s *Set) add(name, env, def, usage, want string) {
+	s.vars = append(s.vars, Var{Flag: name, Env: env, Default: def, Usage: usage, Want: want})
 }
 
 // Vars lists the registered settings in registration order.
@@ -81,6 +83,11 @@ func (s *Set) FlagSet() *flag.FlagSet { return s.fs }
 func (s *Set) Parse(args []string, lookupEnv func(string) (string, bool)) error {
 	if err := s.fs.Parse(args); err != nil {
 		return err
+	}
+	if s.fs.NArg() > 0 {
+		// flag stops at the first non-flag: silently ignoring it would also
+		// drop every flag after it.
+		return fmt.Errorf("unexpected argument %q (settings are flags such as -listen; see -h)", s.fs.Arg(0))
 	}
 	given := map[string]bool{}
 	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -110,7 +117,7 @@ func (s *Set) Parse(args []string, lookupEnv func(string) (string, bool)) error 
 			continue
 		}
 		if err := s.fs.Set(v.Flag, val); err != nil {
-			return fmt.Errorf("config: %s=%q: %w", src, val, err)
+			return fmt.Errorf("%s=%q: want %s", src, val, v.Want)
 		}
 	}
 	return nil
@@ -132,7 +139,7 @@ func (s *Set) usage() {
 func readEnvFile(path string) (map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: reading env file: %w", err)
+		return nil, fmt.Errorf("reading env file: %w", err)
 	}
 	out := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -145,7 +152,7 @@ func readEnvFile(path string) (map[string]string, error) {
 		key, val, ok := strings.Cut(line, "=")
 		key = strings.TrimSpace(key)
 		if !ok || key == "" {
-			return nil, fmt.Errorf("config: %s:%d: want KEY=VALUE, got %q", path, n, line)
+			return nil, fmt.Errorf("%s:%d: want KEY=VALUE, got %q", path, n, line)
 		}
 		val = strings.TrimSpace(val)
 		if len(val) >= 2 && (val[0] == '"' || val[0] == '\'') && val[len(val)-1] == val[0] {

@@ -62,8 +62,20 @@ func TestDefaults(t *testing.T) {
 func TestBadValueNamesTheVariable(t *testing.T) {
 	var c settings
 	err := newSet(&c).Parse(nil, env(map[string]string{"T_PARTITIONS": "three"}))
-	if err == nil || !strings.Contains(err.Error(), "T_PARTITIONS") {
-		t.Fatalf("err = %v, want one naming T_PARTITIONS", err)
+	if err == nil || !strings.Contains(err.Error(), "T_PARTITIONS") || !strings.Contains(err.Error(), "whole number") {
+		t.Fatalf("err = %v, want one naming T_PARTITIONS and what it takes", err)
+	}
+	err = newSet(&c).Parse(nil, env(map[string]string{"T_TIMEOUT": "10"}))
+	if err == nil || !strings.Contains(err.Error(), `"10s"`) {
+		t.Fatalf("err = %v, want a hint about duration units", err)
+	}
+}
+
+func TestPositionalArgumentRejected(t *testing.T) {
+	var c settings
+	err := newSet(&c).Parse([]string{"extra", "-listen", "x"}, env(nil))
+	if err == nil || !strings.Contains(err.Error(), `"extra"`) {
+		t.Fatalf("err = %v, want one naming the stray argument", err)
 	}
 }
 

@@ -79,7 +79,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, timeout time.Durat
 		return fmt.Errorf("grpc serve: %w", err)
 	case <-ctx.Done():
 	}
-	s.logger.Info("shutting down", "timeout", timeout)
+	s.logger.Info("shutting down", "timeout", timeout.String())
 	s.Health.Shutdown()
 	if beforeStop != nil {
 		beforeStop()
