@@ -11,7 +11,7 @@ STATICCHECK_VERSION        := v0.8.2
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help demo test test-short build tools generate checkgenerate lint fmt clean
+.PHONY: help demo test test-short test-kafka kafka-up kafka-down build tools generate checkgenerate lint fmt clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ test: ## the whole suite with the race detector, on the embedded broker
 
 test-short: ## unit tests only
 	$(GO) test -short -count=1 ./...
+
+test-kafka: ## the integration suite against a real Kafka (make kafka-up first, or set KAFKA_BROKERS)
+	KAFKA_BROKERS=$${KAFKA_BROKERS:-127.0.0.1:19092} $(GO) test -race -count=1 -timeout 30m ./pkg/e2e/... ./pkg/demo/...
 
 build: ## build every binary into ./bin
 	$(GO) build -o $(BIN)/ ./services/...
@@ -58,6 +61,12 @@ lint: $(BIN)/buf $(BIN)/staticcheck ## go vet, staticcheck, gofmt, buf lint and 
 fmt: $(BIN)/buf ## format Go and proto sources
 	gofmt -w $$(git ls-files '*.go')
 	buf format -w
+
+kafka-up: ## start a real Apache Kafka 4.1 on 127.0.0.1:19092 (jars from Maven Central, cached in .cache/)
+	bash scripts/kafka/kafka.sh up
+
+kafka-down: ## stop it
+	bash scripts/kafka/kafka.sh down
 
 clean: ## remove built binaries and caches of this repo
 	rm -rf $(BIN) .cache
