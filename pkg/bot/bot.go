@@ -113,14 +113,18 @@ func Run(ctx context.Context, cfg Config, in io.Reader, out io.Writer, logger *s
 	go func() { readErr <- room.follow(sub) }()
 
 	var runErr error
+	// A broken subscription ends the run at the next wait (or line typed).
 	if cfg.Interactive {
 		runErr = interactive(ctx, client, cfg, in, room)
 	} else {
 		runErr = play(ctx, client, cfg, room)
 	}
 	sub.Close()
-	if err := <-readErr; runErr == nil && err != nil && ctx.Err() == nil && !errors.Is(err, errClosed) {
+	if err := <-readErr; runErr == nil && err != nil && !errors.Is(err, errClosed) {
 		runErr = err
+	}
+	if ctx.Err() != nil {
+		return nil // interrupted: a normal way to leave a chat
 	}
 	return runErr
 }
@@ -141,8 +145,14 @@ func play(ctx context.Context, client *chatclient.Client, cfg Config, room *room
 		if line.Speaker != cfg.User {
 			continue
 		}
-		if i > 0 && !room.waitForLine(ctx, i-1, cfg.TurnTimeout) && ctx.Err() == nil {
-			fmt.Fprintf(os.Stderr, "%s: no answer within %v; going on\n", cfg.User, cfg.TurnTimeout)
+		if i > 0 {
+			seen, err := room.waitForLine(ctx, i-1, cfg.TurnTimeout)
+			if err != nil {
+				return err
+			}
+			if !seen {
+				fmt.Fprintf(os.Stderr, "%s: no answer within %v; going on\n", cfg.User, cfg.TurnTimeout)
+			}
 		}
 		if err := pause(ctx, cfg.MinDelay, cfg.MaxDelay); err != nil {
 			return err
@@ -153,8 +163,8 @@ func play(ctx context.Context, client *chatclient.Client, cfg Config, room *room
 	}
 	// Stay until the end of the conversation is in the room, so the reader
 	// sees it whole.
-	room.waitForLine(ctx, len(Conversation)-1, cfg.TurnTimeout)
-	return ctx.Err()
+	_, err := room.waitForLine(ctx, len(Conversation)-1, cfg.TurnTimeout)
+	return err
 }
 
 func interactive(ctx context.Context, client *chatclient.Client, cfg Config, in io.Reader, room *roomView) error {
@@ -178,15 +188,21 @@ func interactive(ctx context.Context, client *chatclient.Client, cfg Config, in 
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-room.ended:
+			return room.broken()
 		case text, ok := <-lines:
 			if !ok {
 				if err := <-scanErr; err != nil {
 					return fmt.Errorf("reading stdin: %w", err)
 				}
 				if lastSent != nil {
-					room.waitForOffset(ctx, lastSent.GetPosition().GetOffset(), 5*time.Second)
+					_, err := room.waitForOffset(ctx, lastSent.GetPosition().GetOffset(), 5*time.Second)
+					return err
 				}
 				return nil
+			}
+			if err := room.broken(); err != nil {
+				return err
 			}
 			if strings.TrimSpace(text) == "" {
 				continue
@@ -227,10 +243,12 @@ type roomView struct {
 	changed  chan struct{} // closed and replaced whenever a message arrives
 	progress int           // index of the last script line seen in order; -1 for none
 	offset   int64         // offset of the last message seen
+	err      error         // why the subscription ended, once it has
+	ended    chan struct{} // closed when the subscription ends
 }
 
 func newRoomView(out io.Writer) *roomView {
-	return &roomView{out: out, changed: make(chan struct{}), progress: -1, offset: -1}
+	return &roomView{out: out, changed: make(chan struct{}), progress: -1, offset: -1, ended: make(chan struct{})}
 }
 
 func (r *roomView) follow(sub *chatclient.Subscription) error {
@@ -238,18 +256,27 @@ func (r *roomView) follow(sub *chatclient.Subscription) error {
 		m, err := sub.Recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) || status.Code(errors.Unwrap(err)) == codes.Canceled {
-				return errClosed
+				err = errClosed
 			}
+			r.mu.Lock()
+			r.err = err
+			r.notifyLocked()
+			r.mu.Unlock()
+			close(r.ended)
 			return err
 		}
 		fmt.Fprintln(r.out, message.Format(m))
 		r.mu.Lock()
 		r.observe(Line{m.GetUser(), m.GetText()})
 		r.offset = m.GetPosition().GetOffset()
-		close(r.changed)
-		r.changed = make(chan struct{})
+		r.notifyLocked()
 		r.mu.Unlock()
 	}
+}
+
+func (r *roomView) notifyLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 // observe advances the conversation: its opening line starts a new run (a
@@ -264,32 +291,46 @@ func (r *roomView) observe(l Line) {
 	}
 }
 
-// waitUntil waits until cond holds (checked under the lock) or timeout.
-func (r *roomView) waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) bool {
+// waitUntil waits until cond holds (checked under the lock), the timeout
+// passes (false, nil), or the room can no longer be read (false, why).
+func (r *roomView) waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) (bool, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		r.mu.Lock()
-		ok, ch := cond(), r.changed
+		ok, ch, err := cond(), r.changed, r.err
 		r.mu.Unlock()
-		if ok {
-			return true
+		switch {
+		case ok:
+			return true, nil
+		case err != nil:
+			return false, fmt.Errorf("reading the room: %w", err)
 		}
 		select {
 		case <-ch:
 		case <-deadline.C:
-			return false
+			return false, nil
 		case <-ctx.Done():
-			return false
+			return false, ctx.Err()
 		}
 	}
 }
 
 // waitForLine waits until script line i has been seen in the current run.
-func (r *roomView) waitForLine(ctx context.Context, i int, timeout time.Duration) bool {
+func (r *roomView) waitForLine(ctx context.Context, i int, timeout time.Duration) (bool, error) {
 	return r.waitUntil(ctx, timeout, func() bool { return r.progress >= i })
 }
 
-func (r *roomView) waitForOffset(ctx context.Context, off int64, timeout time.Duration) bool {
+func (r *roomView) waitForOffset(ctx context.Context, off int64, timeout time.Duration) (bool, error) {
 	return r.waitUntil(ctx, timeout, func() bool { return r.offset >= off })
+}
+
+// broken returns why the room can no longer be read, if it cannot.
+func (r *roomView) broken() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil && !errors.Is(r.err, errClosed) {
+		return fmt.Errorf("reading the room: %w", r.err)
+	}
+	return nil
 }

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafkachat/kafkachat/pkg/kafka"
@@ -21,4 +23,12 @@ func (r *recordSpec) record(topic, room string) *kgo.Record {
 		rec.Headers = []kgo.RecordHeader{{Key: record.HeaderContentType, Value: []byte(r.contentType)}}
 	}
 	return rec
+}
+
+// errorsUnwrap unwraps the client library's wrapping to reach the status.
+func errorsUnwrap(err error) error {
+	if u := errors.Unwrap(err); u != nil {
+		return u
+	}
+	return err
 }

@@ -174,7 +174,11 @@ func (s *Service) Send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.Se
 	return &chatv1.SendResponse{Message: msg}, nil
 }
 
-// produce writes msg and waits for Kafka's acknowledgement.
+// produce writes msg and waits for Kafka's acknowledgement, at most
+// sendTimeout. The wait is abandoned rather than bounded inside franz-go:
+// its idempotent producer keeps retrying a batch it cannot prove failed
+// (so that no retry can reorder or duplicate it), whatever the context
+// says, and a Send must not hang with it.
 func (s *Service) produce(ctx context.Context, msg *chatv1.ChatMessage) (*chatv1.Position, error) {
 	rec, err := record.Encode(s.topic, msg)
 	if err != nil {
@@ -182,23 +186,36 @@ func (s *Service) produce(ctx context.Context, msg *chatv1.ChatMessage) (*chatv1
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.sendTimeout)
 	defer cancel()
-	if err := s.producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		return nil, fmt.Errorf("producing to %s: %w", s.topic, err)
+	acked := make(chan error, 1)
+	s.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) { acked <- err })
+	select {
+	case err := <-acked:
+		if err != nil {
+			return nil, fmt.Errorf("producing to %s: %w", s.topic, err)
+		}
+		return &chatv1.Position{Partition: rec.Partition, Offset: rec.Offset}, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for Kafka to acknowledge: %w", errAckTimeout)
 	}
-	return &chatv1.Position{Partition: rec.Partition, Offset: rec.Offset}, nil
 }
 
+// errAckTimeout means the wait for an acknowledgement was abandoned: the
+// record may still be written.
+var errAckTimeout = errors.New("no acknowledgement in time")
+
 // sendStatus converts a produce failure into the status the caller sees.
-// Only the caller's own deadline or cancellation is reported as such; every
-// other failure means Kafka did not take the write, and a retry may work.
+// UNAVAILABLE means Kafka refused or failed the write: nothing was stored
+// and a retry is safe. When the wait was cut short instead (the caller's
+// deadline, CHAT_SEND_TIMEOUT, cancellation), the record may still be
+// stored, and the status says so.
 func sendStatus(ctx context.Context, err error) error {
 	switch {
-	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return status.Errorf(codes.DeadlineExceeded, "deadline exceeded before Kafka acknowledged the message (it may still be stored): %v", err)
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		return status.Errorf(codes.Canceled, "call cancelled before Kafka acknowledged the message (it may still be stored): %v", err)
+	case ctx.Err() != nil || errors.Is(err, errAckTimeout) || errors.Is(err, context.DeadlineExceeded):
+		return status.Errorf(codes.DeadlineExceeded, "Kafka did not acknowledge the message in time (it may still be stored): %v", err)
 	default:
-		return status.Errorf(codes.Unavailable, "Kafka did not acknowledge the message: %v", err)
+		return status.Errorf(codes.Unavailable, "Kafka did not take the message (it is not stored): %v", err)
 	}
 }
 

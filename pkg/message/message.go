@@ -89,7 +89,7 @@ func validateUser(user string) error {
 	switch {
 	case !utf8.ValidString(user):
 		return &FieldError{"user", "is not valid UTF-8"}
-	case strings.TrimSpace(user) == "":
+	case blank(user):
 		return &FieldError{"user", "must not be empty or blank"}
 	case utf8.RuneCountInString(user) > MaxUserRunes:
 		return &FieldError{"user", fmt.Sprintf("is %d characters, the limit is %d", utf8.RuneCountInString(user), MaxUserRunes)}
@@ -97,14 +97,35 @@ func validateUser(user string) error {
 	if i, r, bad := findControl(user); bad {
 		return &FieldError{"user", fmt.Sprintf("has control character %U at byte %d", r, i)}
 	}
+	for i, r := range user {
+		if isBidiControl(r) {
+			// A name could otherwise display as someone else's.
+			return &FieldError{"user", fmt.Sprintf("has bidirectional control character %U at byte %d", r, i)}
+		}
+	}
 	return nil
+}
+
+// blank reports whether s shows nothing: only white space, control and
+// invisible format characters (zero-width space, BOM, joiners).
+func blank(s string) bool {
+	for _, r := range s {
+		if !unicode.IsSpace(r) && !unicode.IsControl(r) && !unicode.Is(unicode.Cf, r) {
+			return false
+		}
+	}
+	return true
+}
+
+func isBidiControl(r rune) bool {
+	return r == '\u061c' || r == '\u200e' || r == '\u200f' || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
 }
 
 func validateText(text string, limit int) error {
 	switch {
 	case !utf8.ValidString(text):
 		return &FieldError{"text", "is not valid UTF-8"}
-	case strings.TrimSpace(text) == "":
+	case blank(text):
 		return &FieldError{"text", "must not be empty or blank"}
 	case len(text) > limit:
 		return &FieldError{"text", fmt.Sprintf("is %d bytes, the limit is %d", len(text), limit)}

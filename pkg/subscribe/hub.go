@@ -2,12 +2,15 @@ package subscribe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -33,6 +36,7 @@ import (
 // that lets it fill up is ended with RESOURCE_EXHAUSTED.
 type Hub struct {
 	topic      string
+	topicID    kadm.TopicID // identity at start: a recreated topic gets a new one
 	admin      *kadm.Client // shared by subscriptions for offset look-ups
 	partitions []*partition
 	consumer   *kgo.Client
@@ -116,6 +120,7 @@ func NewHub(ctx context.Context, cfg HubConfig, clientOpts []kgo.Opt, logger *sl
 	h := &Hub{
 		admin:      adm,
 		topic:      cfg.Topic,
+		topicID:    info.ID,
 		clientOpts: clientOpts,
 		queueLen:   cfg.QueueLen,
 		logger:     logger,
@@ -180,27 +185,84 @@ func (h *Hub) Stats() Stats {
 	return Stats{Subscribers: n, Malformed: h.malformed.Load(), Evicted: h.evicted.Load()}
 }
 
-// Run consumes until ctx ends, then closes the consumer.
+// Run consumes until ctx ends, then closes the consumer. It returns an
+// error only when the topic was deleted, recreated or truncated under it:
+// the positions it holds then mean nothing, and the service must restart.
 func (h *Hub) Run(ctx context.Context) error {
 	defer close(h.runDone)
 	defer h.admin.Close()
 	defer h.consumer.Close()
+	failures := 0
+	var lastCheck time.Time
 	for {
 		fetches := h.consumer.PollFetches(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		fetches.EachError(func(topic string, p int32, err error) {
-			h.logger.Warn("fetch error", "topic", topic, "partition", p, "err", err)
-		})
+		if errs := fetches.Errors(); len(errs) > 0 {
+			// franz-go retries by itself; what comes back here repeats on
+			// every poll while the cause lasts, so log it sparingly and
+			// back off instead of spinning.
+			failures++
+			if failures == 1 || failures%50 == 0 {
+				h.logger.Warn("fetch error", "partition", errs[0].Partition, "err", errs[0].Err, "consecutive", failures)
+			}
+			if time.Since(lastCheck) > 2*time.Second {
+				lastCheck = time.Now()
+				if err := h.checkTopicIdentity(ctx); err != nil {
+					return err
+				}
+			}
+			if err := sleepCtx(ctx, min(time.Second, time.Duration(failures)*20*time.Millisecond)); err != nil {
+				return nil
+			}
+			continue
+		}
+		failures = 0
+		var rewound error
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			if int(fp.Partition) < len(h.partitions) && len(fp.Records) > 0 {
-				h.dispatch(h.partitions[fp.Partition], fp.Records)
+			if int(fp.Partition) < len(h.partitions) && len(fp.Records) > 0 && rewound == nil {
+				rewound = h.dispatch(h.partitions[fp.Partition], fp.Records)
 			}
 		})
+		if rewound != nil {
+			return rewound
+		}
 		if !h.ready.Load() {
 			h.checkReady()
 		}
+	}
+}
+
+// checkTopicIdentity fails when the topic is gone or is another topic of
+// the same name. An unreachable cluster is not an error here.
+func (h *Hub) checkTopicIdentity(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	details, err := h.admin.ListTopics(ctx, h.topic)
+	if err != nil {
+		return nil
+	}
+	d, ok := details[h.topic]
+	switch {
+	case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+		return fmt.Errorf("topic %q was deleted", h.topic)
+	case d.Err != nil:
+		return nil
+	case d.ID != h.topicID && d.ID != (kadm.TopicID{}) && h.topicID != (kadm.TopicID{}):
+		return fmt.Errorf("topic %q was recreated (id %s, was %s): the positions held no longer exist", h.topic, d.ID, h.topicID)
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -220,13 +282,16 @@ func (h *Hub) checkReady() {
 }
 
 // dispatch appends records to the partition's window and hands each to the
-// subscribers of its room.
-func (h *Hub) dispatch(p *partition, recs []*kgo.Record) {
+// subscribers of its room. A record below the partition's head means the
+// log went backwards (truncated, or the topic recreated): that is returned
+// as an error, since delivering it would break every stream's order.
+func (h *Hub) dispatch(p *partition, recs []*kgo.Record) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, r := range recs {
 		if r.Offset < p.head {
-			continue
+			return fmt.Errorf("partition %d went back from offset %d to %d: the topic %q was truncated or recreated",
+				p.id, p.head, r.Offset, h.topic)
 		}
 		p.head = r.Offset + 1
 		e, err := decode(r)
@@ -249,6 +314,7 @@ func (h *Hub) dispatch(p *partition, recs []*kgo.Record) {
 			s.offer(e)
 		}
 	}
+	return nil
 }
 
 func decode(r *kgo.Record) (*entry, error) {
@@ -280,6 +346,10 @@ func (h *Hub) Close() {
 func (h *Hub) Wait() { <-h.runDone }
 
 var errClosing = status.Error(codes.Unavailable, "subscribe service is shutting down")
+
+func closingStatus(partition int32, last int64) error {
+	return status.Errorf(codes.Unavailable, "subscribe service is shutting down; resume after partition %d offset %d", partition, last)
+}
 
 // From is where a subscription starts.
 type From struct {
@@ -337,7 +407,7 @@ func (h *Hub) Follow(ctx context.Context, room string, from From, registered fun
 			break
 		}
 		if h.closing.Load() {
-			return errClosing
+			return closingStatus(p.id, next-1)
 		}
 		if reader == nil {
 			var err error
@@ -348,7 +418,7 @@ func (h *Hub) Follow(ctx context.Context, room string, from From, registered fun
 		var err error
 		if next, err = reader.readBatch(ctx, room, next, send); err != nil {
 			if h.closing.Load() {
-				return errClosing
+				return closingStatus(p.id, next-1)
 			}
 			return err
 		}
@@ -387,7 +457,7 @@ func (h *Hub) Follow(ctx context.Context, room string, from From, registered fun
 			default:
 			}
 			if h.closing.Load() {
-				return errClosing
+				return closingStatus(p.id, last)
 			}
 			return status.FromContextError(ctx.Err()).Err()
 		}
@@ -464,10 +534,11 @@ func (s *subscriber) offer(e *entry) {
 	}
 }
 
-// status is the final status of a subscription the hub ended, naming the
-// last message the client was sent so that it knows where to resume.
+// status is the final status of a subscription the hub ended. It names the
+// offset of the last message the client was sent (or, if none, the one
+// before its start) so that it knows where to resume.
 func (s *subscriber) status(partition int32, last int64) error {
-	return status.Errorf(s.code, "%s; the last message sent was partition %d offset %d", s.reason, partition, last)
+	return status.Errorf(s.code, "%s; resume after partition %d offset %d", s.reason, partition, last)
 }
 
 // end stops the subscription; called with the partition locked.
