@@ -6,12 +6,10 @@ package demo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"github.com/kafkachat/kafkachat/pkg/chatclient"
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/message"
+	"github.com/kafkachat/kafkachat/pkg/procs"
 )
 
 // Config configures a demo run.
@@ -61,27 +60,31 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 
 	say := func(format string, args ...any) { fmt.Fprintf(out, "demo: "+format+"\n", args...) }
 	say("building %s", strings.Join(binaries, ", "))
-	if err := build(ctx, dir); err != nil {
+	var pkgs []string
+	for _, b := range binaries {
+		pkgs = append(pkgs, "./services/"+b)
+	}
+	if err := procs.Build(ctx, dir, pkgs...); err != nil {
 		return err
 	}
 
-	var procs []*proc
+	var started []*procs.Proc
 	defer func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			if serr := procs[i].stop(15 * time.Second); serr != nil && err == nil && !isSignalExit(serr) {
-				err = fmt.Errorf("stopping %s: %w\n%s", procs[i].name, serr, procs[i].tail(20))
+		for i := len(started) - 1; i >= 0; i-- {
+			if serr := started[i].Stop(15 * time.Second); serr != nil && err == nil && !procs.IsSignalExit(serr) {
+				err = fmt.Errorf("stopping %s: %w\n%s", started[i].Name, serr, started[i].Tail(20))
 			}
 		}
 	}()
-	launch := func(name string, env []string, lines chan<- string) (*proc, error) {
-		p, err := start(name, filepath.Join(dir, name), dir, env, lines)
+	launch := func(name string, env []string, lines chan<- string) (*procs.Proc, error) {
+		p, err := procs.Start(name, filepath.Join(dir, name), dir, env, lines)
 		if err == nil {
-			procs = append(procs, p)
+			started = append(started, p)
 		}
 		return p, err
 	}
-	fail := func(p *proc, err error) error {
-		return fmt.Errorf("%w\n--- last lines of %s ---\n%s", err, p.name, p.tail(30))
+	fail := func(p *procs.Proc, err error) error {
+		return fmt.Errorf("%w\n--- last lines of %s ---\n%s", err, p.Name, p.Tail(30))
 	}
 
 	brokers := cfg.Brokers
@@ -172,8 +175,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		prev = m
 	}
 	fmt.Fprintln(out)
-	for _, p := range []*proc{alice, bob} {
-		if err := p.wait(ctx); err != nil {
+	for _, p := range []*procs.Proc{alice, bob} {
+		if err := p.Wait(ctx); err != nil {
 			return fail(p, err)
 		}
 	}
@@ -182,57 +185,23 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	return nil
 }
 
-func build(ctx context.Context, dir string) error {
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	for _, b := range binaries {
-		args = append(args, "./services/"+b)
-	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
-	if outp, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %w\n%s", err, outp)
-	}
-	return nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run the demo from inside the repository (no go.mod found)")
-		}
-		dir = parent
-	}
-}
-
-func awaitAddr(ctx context.Context, p *proc, lines <-chan string) (string, error) {
+func awaitAddr(ctx context.Context, p *procs.Proc, lines <-chan string) (string, error) {
 	for {
 		select {
 		case l := <-lines:
 			if addr, ok := strings.CutPrefix(l, "KAFKA_BROKERS="); ok {
 				return addr, nil
 			}
-		case <-p.done:
-			return "", fmt.Errorf("%s exited before listening: %v", p.name, p.err)
+		case <-p.Done():
+			return "", fmt.Errorf("%s exited before listening: %v", p.Name, p.Err())
 		case <-ctx.Done():
-			return "", fmt.Errorf("waiting for %s: %w", p.name, ctx.Err())
+			return "", fmt.Errorf("waiting for %s: %w", p.Name, ctx.Err())
 		}
 	}
 }
 
 // awaitServing polls the gRPC health service until it reports SERVING.
-func awaitServing(ctx context.Context, addr string, p *proc) error {
+func awaitServing(ctx context.Context, addr string, p *procs.Proc) error {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -250,10 +219,10 @@ func awaitServing(ctx context.Context, addr string, p *proc) error {
 		}
 		select {
 		case <-tick.C:
-		case <-p.done:
-			return fmt.Errorf("%s exited while starting: %v", p.name, p.err)
+		case <-p.Done():
+			return fmt.Errorf("%s exited while starting: %v", p.Name, p.Err())
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s to be SERVING: %w", p.name, ctx.Err())
+			return fmt.Errorf("waiting for %s to be SERVING: %w", p.Name, ctx.Err())
 		}
 	}
 }
@@ -266,9 +235,4 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-func isSignalExit(err error) bool {
-	var ee *exec.ExitError
-	return errors.As(err, &ee) && !ee.Exited()
 }

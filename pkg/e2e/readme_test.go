@@ -19,6 +19,17 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for name, vars := range settings() {
+		for _, v := range vars {
+			if !strings.Contains(string(readme), "`"+v.Env+"`") || !strings.Contains(string(readme), "`-"+v.Flag+"`") {
+				t.Errorf("%s: README's table lacks %s / -%s", name, v.Env, v.Flag)
+			}
+		}
+	}
+}
+
+// settings lists what each binary reads, as its config registers it.
+func settings() map[string][]config.Var {
 	var ic ingest.Config
 	var sc subscribe.Config
 	var bc bot.Config
@@ -28,11 +39,9 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 	sc.Register(sets["subscribe"])
 	sc.ServiceConfig.Register(sets["subscribe"], subscribe.DefaultListen)
 	bc.Register(sets["bot"], "alice")
+	out := map[string][]config.Var{}
 	for name, set := range sets {
-		for _, v := range set.Vars() {
-			if !strings.Contains(string(readme), "`"+v.Env+"`") || !strings.Contains(string(readme), "`-"+v.Flag+"`") {
-				t.Errorf("%s: README's table lacks %s / -%s", name, v.Env, v.Flag)
-			}
-		}
+		out[name] = set.Vars()
 	}
+	return out
 }
