@@ -25,10 +25,13 @@ const (
 )
 
 // Response header keys the subscribe service sends once a subscription is
-// registered: the room's partition and the offset the stream starts at.
+// registered: the room's partition, the offset the stream starts at, and a
+// resume token for the position just before it. The resume token is sent
+// again as a trailer, for the last message sent, however the stream ends.
 const (
 	HeaderPartition   = "chat-partition"
 	HeaderStartOffset = "chat-start-offset"
+	HeaderResumeToken = "chat-resume-token"
 )
 
 // Limits configures validation.

@@ -62,7 +62,7 @@ func (c *catchUp) readBatch(ctx context.Context, room string, next int64, send f
 			return
 		}
 		next = r.Offset + 1
-		e, err := decode(r)
+		e, err := c.hub.decode(r)
 		if err != nil {
 			c.hub.malformed.Add(1)
 			c.hub.logger.Warn("skipping malformed record", "partition", r.Partition, "offset", r.Offset, "err", err)

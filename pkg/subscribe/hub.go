@@ -18,6 +18,7 @@ import (
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/kafka"
 	"github.com/kafkachat/kafkachat/pkg/record"
+	"github.com/kafkachat/kafkachat/pkg/token"
 )
 
 // Hub runs the service's one Kafka consumer and fans its records out to
@@ -294,7 +295,7 @@ func (h *Hub) dispatch(p *partition, recs []*kgo.Record) error {
 				p.id, p.head, r.Offset, h.topic)
 		}
 		p.head = r.Offset + 1
-		e, err := decode(r)
+		e, err := h.decode(r)
 		if err != nil {
 			h.malformed.Add(1)
 			h.logger.Warn("skipping malformed record", "partition", r.Partition, "offset", r.Offset, "err", err)
@@ -317,12 +318,21 @@ func (h *Hub) dispatch(p *partition, recs []*kgo.Record) error {
 	return nil
 }
 
-func decode(r *kgo.Record) (*entry, error) {
+// decode turns a record into the response every subscriber of its room is
+// sent, resume token included.
+func (h *Hub) decode(r *kgo.Record) (*entry, error) {
 	m, err := record.Decode(r)
 	if err != nil {
 		return nil, err
 	}
-	return &entry{offset: r.Offset, room: m.Room, resp: &chatv1.SubscribeResponse{Message: m}}, nil
+	return &entry{offset: r.Offset, room: m.Room, resp: &chatv1.SubscribeResponse{
+		Message: m, ResumeToken: h.Token(r.Partition, r.Offset),
+	}}, nil
+}
+
+// Token is the resume token of a position in this hub's topic.
+func (h *Hub) Token(partition int32, offset int64) string {
+	return token.Token{TopicID: h.topicID, Partition: partition, Offset: offset}.Encode()
 }
 
 // Close ends every subscription with UNAVAILABLE: the server is going away
@@ -351,12 +361,16 @@ func closingStatus(partition int32, last int64) error {
 	return status.Errorf(codes.Unavailable, "subscribe service is shutting down; resume after partition %d offset %d", partition, last)
 }
 
-// From is where a subscription starts.
+// From is where a subscription starts: exactly one field is set.
 type From struct {
-	// Earliest starts at the oldest message Kafka retains; otherwise
-	// Latest starts at the next message stored; otherwise Offset.
-	Earliest, Latest bool
-	Offset           int64
+	// Latest starts at the next message stored.
+	Latest bool
+	// Earliest starts at the oldest message Kafka retains.
+	Earliest bool
+	// After starts right after a resume token's position.
+	After *token.Token
+	// Last starts with the room's last Last messages.
+	Last int
 }
 
 // Follow delivers the room's messages from the start position to send, in
@@ -374,19 +388,24 @@ func (h *Hub) Follow(ctx context.Context, room string, from From, registered fun
 	s := &subscriber{room: room, queue: make(chan *entry, h.queueLen), done: make(chan struct{}), hub: h}
 
 	var startAt int64
+	var err error
 	switch {
-	case from.Latest:
+	case from.After != nil:
+		startAt, err = h.afterToken(ctx, p, *from.After)
+	case from.Earliest:
+		var starts map[int32]int64
+		if starts, err = h.startOffsets(ctx); err == nil {
+			startAt = starts[p.id]
+		}
+	case from.Last > 0:
+		startAt, err = h.lastN(ctx, p, room, from.Last)
+	default:
 		p.mu.Lock()
 		startAt = p.head
 		p.mu.Unlock()
-	case from.Earliest:
-		starts, err := h.startOffsets(ctx)
-		if err != nil {
-			return err
-		}
-		startAt = starts[p.id]
-	default:
-		startAt = from.Offset
+	}
+	if err != nil {
+		return err
 	}
 	if err := registered(p.id, startAt); err != nil {
 		return err
@@ -498,6 +517,102 @@ func (h *Hub) startOffsets(ctx context.Context) (map[int32]int64, error) {
 		return nil, status.Errorf(codes.Unavailable, "looking up the earliest offset: %v", err)
 	}
 	return starts, nil
+}
+
+// afterToken checks a resume token against the topic and the room and
+// returns the offset to start at.
+func (h *Hub) afterToken(ctx context.Context, p *partition, t token.Token) (int64, error) {
+	if t.TopicID != h.topicID && t.TopicID != (token.Token{}).TopicID && h.topicID != (kadm.TopicID{}) {
+		return 0, status.Errorf(codes.FailedPrecondition,
+			"resume token is from an earlier incarnation of topic %q (it was deleted and recreated): start from earliest or latest", h.topic)
+	}
+	if t.Partition != p.id {
+		return 0, status.Errorf(codes.InvalidArgument, "invalid after: the token is for partition %d, the room is in partition %d", t.Partition, p.id)
+	}
+	next := t.Offset + 1
+	p.mu.Lock()
+	inMemory := next >= p.coveredFrom && next <= p.head
+	p.mu.Unlock()
+	if inMemory {
+		return next, nil
+	}
+	starts, err := h.startOffsets(ctx)
+	if err != nil {
+		return 0, err
+	}
+	ends, err := listOffsets(ctx, h.admin.ListEndOffsets, h.topic)
+	if err != nil {
+		return 0, status.Errorf(codes.Unavailable, "looking up the latest offset: %v", err)
+	}
+	switch {
+	case next < starts[p.id]:
+		return 0, status.Errorf(codes.OutOfRange,
+			"the messages after the token (partition %d offset %d) are no longer retained by Kafka; the oldest is at offset %d: start from earliest or latest",
+			p.id, t.Offset, starts[p.id])
+	case next > ends[p.id]:
+		return 0, status.Errorf(codes.OutOfRange, "the token's offset %d is beyond the end of partition %d (%d)", t.Offset, p.id, ends[p.id])
+	}
+	return next, nil
+}
+
+// lastN finds the offset of the room's n-th newest message: from the
+// window if it holds that many, otherwise by reading backwards from Kafka
+// in growing chunks. With fewer messages retained it returns the oldest
+// retained offset.
+func (h *Hub) lastN(ctx context.Context, p *partition, room string, n int) (int64, error) {
+	p.mu.Lock()
+	inWindow := p.window.since(p.coveredFrom, room)
+	hi, head := p.coveredFrom, p.head
+	p.mu.Unlock()
+	if len(inWindow) >= n {
+		return inWindow[len(inWindow)-n].offset, nil
+	}
+	need := n - len(inWindow)
+	starts, err := h.startOffsets(ctx)
+	if err != nil {
+		return 0, err
+	}
+	lo := starts[p.id]
+	if hi <= lo {
+		return min(lo, head), nil
+	}
+	chunk := int64(max(need*8, 512))
+	for hi > lo {
+		from := max(lo, hi-chunk)
+		offsets, err := h.roomOffsets(ctx, p.id, room, from, hi)
+		if err != nil {
+			return 0, err
+		}
+		if len(offsets) >= need {
+			return offsets[len(offsets)-need], nil
+		}
+		need -= len(offsets)
+		hi, chunk = from, chunk*2
+	}
+	return lo, nil
+}
+
+// roomOffsets reads [from, to) of a partition back from Kafka and returns
+// the offsets of the room's messages.
+func (h *Hub) roomOffsets(ctx context.Context, partition int32, room string, from, to int64) ([]int64, error) {
+	reader, err := h.newCatchUp(partition, from)
+	if err != nil {
+		return nil, err
+	}
+	defer reader.close()
+	var offsets []int64
+	collect := func(r *chatv1.SubscribeResponse) error {
+		if off := r.GetMessage().GetPosition().GetOffset(); off < to {
+			offsets = append(offsets, off)
+		}
+		return nil
+	}
+	for next := from; next < to; {
+		if next, err = reader.readBatch(ctx, room, next, collect); err != nil {
+			return nil, err
+		}
+	}
+	return offsets, nil
 }
 
 // subscriber is one live subscription. next and membership are guarded by

@@ -21,6 +21,7 @@ import (
 	"github.com/kafkachat/kafkachat/pkg/grpcserver"
 	"github.com/kafkachat/kafkachat/pkg/kafka"
 	"github.com/kafkachat/kafkachat/pkg/message"
+	"github.com/kafkachat/kafkachat/pkg/token"
 )
 
 // DefaultListen is the subscribe service's default address.
@@ -155,14 +156,9 @@ func (s *Service) Subscribe(req *chatv1.SubscribeRequest, stream grpc.ServerStre
 	if err := message.ValidateRoom("room", req.GetRoom()); err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	var from From
-	switch pos := req.GetPosition(); pos {
-	case chatv1.StartPosition_START_POSITION_UNSPECIFIED, chatv1.StartPosition_START_POSITION_LATEST:
-		from.Latest = true
-	case chatv1.StartPosition_START_POSITION_EARLIEST:
-		from.Earliest = true
-	default:
-		return status.Errorf(codes.InvalidArgument, "invalid position: unknown start position %d", pos)
+	from, err := startOf(req)
+	if err != nil {
+		return err
 	}
 	hub := s.getHub()
 	if hub == nil {
@@ -174,11 +170,64 @@ func (s *Service) Subscribe(req *chatv1.SubscribeRequest, stream grpc.ServerStre
 		return status.Error(codes.Unavailable, "subscribe service is starting: the consumer is catching up with Kafka")
 	}
 	ctx := stream.Context()
-	registered := func(partition int32, offset int64) error {
+	// The resume point the client would need if the stream ended now: the
+	// position before the start, then each message sent. It goes out in
+	// the headers and again in the trailers, whatever ends the stream.
+	var partition int32
+	var last int64
+	started := false
+	defer func() {
+		if started {
+			stream.SetTrailer(metadata.Pairs(message.HeaderResumeToken, hub.Token(partition, last)))
+		}
+	}()
+	registered := func(p int32, offset int64) error {
+		partition, last, started = p, offset-1, true
 		return stream.SendHeader(metadata.Pairs(
-			message.HeaderPartition, strconv.Itoa(int(partition)),
+			message.HeaderPartition, strconv.Itoa(int(p)),
 			message.HeaderStartOffset, strconv.FormatInt(offset, 10),
+			message.HeaderResumeToken, hub.Token(p, offset-1),
 		))
 	}
-	return hub.Follow(ctx, req.GetRoom(), from, registered, stream.Send)
+	send := func(r *chatv1.SubscribeResponse) error {
+		if err := stream.Send(r); err != nil {
+			return err
+		}
+		last = r.GetMessage().GetPosition().GetOffset()
+		return nil
+	}
+	return hub.Follow(ctx, req.GetRoom(), from, registered, send)
+}
+
+// MaxLast is the largest history on join a Subscribe may ask for.
+const MaxLast = 10000
+
+// startOf reads the request's start position.
+func startOf(req *chatv1.SubscribeRequest) (From, error) {
+	switch start := req.GetStart().(type) {
+	case nil:
+		return From{Latest: true}, nil
+	case *chatv1.SubscribeRequest_Position:
+		switch start.Position {
+		case chatv1.StartPosition_START_POSITION_UNSPECIFIED, chatv1.StartPosition_START_POSITION_LATEST:
+			return From{Latest: true}, nil
+		case chatv1.StartPosition_START_POSITION_EARLIEST:
+			return From{Earliest: true}, nil
+		default:
+			return From{}, status.Errorf(codes.InvalidArgument, "invalid position: unknown start position %d", start.Position)
+		}
+	case *chatv1.SubscribeRequest_After:
+		t, err := token.Decode(start.After)
+		if err != nil {
+			return From{}, status.Errorf(codes.InvalidArgument, "invalid after: %v", err)
+		}
+		return From{After: &t}, nil
+	case *chatv1.SubscribeRequest_Last:
+		if start.Last == 0 || start.Last > MaxLast {
+			return From{}, status.Errorf(codes.InvalidArgument, "invalid last: want 1-%d, got %d", MaxLast, start.Last)
+		}
+		return From{Last: int(start.Last)}, nil
+	default:
+		return From{}, status.Errorf(codes.InvalidArgument, "invalid start: unsupported %T", start)
+	}
 }

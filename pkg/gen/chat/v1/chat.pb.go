@@ -362,6 +362,8 @@ type SubscribeRequest struct {
 	// Types that are valid to be assigned to Start:
 	//
 	//	*SubscribeRequest_Position
+	//	*SubscribeRequest_After
+	//	*SubscribeRequest_Last
 	Start         isSubscribeRequest_Start `protobuf_oneof:"start"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -420,6 +422,24 @@ func (x *SubscribeRequest) GetPosition() StartPosition {
 	return StartPosition_START_POSITION_UNSPECIFIED
 }
 
+func (x *SubscribeRequest) GetAfter() string {
+	if x != nil {
+		if x, ok := x.Start.(*SubscribeRequest_After); ok {
+			return x.After
+		}
+	}
+	return ""
+}
+
+func (x *SubscribeRequest) GetLast() uint32 {
+	if x != nil {
+		if x, ok := x.Start.(*SubscribeRequest_Last); ok {
+			return x.Last
+		}
+	}
+	return 0
+}
+
 type isSubscribeRequest_Start interface {
 	isSubscribeRequest_Start()
 }
@@ -429,13 +449,34 @@ type SubscribeRequest_Position struct {
 	Position StartPosition `protobuf:"varint,2,opt,name=position,enum=chat.v1.StartPosition,oneof"`
 }
 
+type SubscribeRequest_After struct {
+	// Resume right after the message that came with this token (a
+	// SubscribeResponse.resume_token, or the chat-resume-token header or
+	// trailer): the stream continues with exactly the room's next message.
+	After string `protobuf:"bytes,3,opt,name=after,oneof"`
+}
+
+type SubscribeRequest_Last struct {
+	// History on join: start with the room's last `last` messages (fewer if
+	// the room has fewer), then live ones. At most 10000.
+	Last uint32 `protobuf:"varint,4,opt,name=last,oneof"`
+}
+
 func (*SubscribeRequest_Position) isSubscribeRequest_Start() {}
+
+func (*SubscribeRequest_After) isSubscribeRequest_Start() {}
+
+func (*SubscribeRequest_Last) isSubscribeRequest_Start() {}
 
 // SubscribeResponse is one event of a subscription.
 type SubscribeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The next message of the room.
-	Message       *ChatMessage `protobuf:"bytes,1,opt,name=message" json:"message,omitempty"`
+	Message *ChatMessage `protobuf:"bytes,1,opt,name=message" json:"message,omitempty"`
+	// Opaque token naming this message's place in the topic (the topic's
+	// identity, partition and offset). Subscribe with `after` set to it to
+	// resume right after this message, on any replica of the service.
+	ResumeToken   string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken" json:"resume_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -477,6 +518,13 @@ func (x *SubscribeResponse) GetMessage() *ChatMessage {
 	return nil
 }
 
+func (x *SubscribeResponse) GetResumeToken() string {
+	if x != nil {
+		return x.ResumeToken
+	}
+	return ""
+}
+
 var File_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_chat_v1_chat_proto_rawDesc = "" +
@@ -499,13 +547,16 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x04text\x18\x03 \x01(\tB\x05\xaa\x01\x02 \x03R\x04text\x121\n" +
 	"\x11client_message_id\x18\x04 \x01(\tB\x05\xaa\x01\x02 \x03R\x0fclientMessageId\">\n" +
 	"\fSendResponse\x12.\n" +
-	"\amessage\x18\x01 \x01(\v2\x14.chat.v1.ChatMessageR\amessage\"l\n" +
+	"\amessage\x18\x01 \x01(\v2\x14.chat.v1.ChatMessageR\amessage\"\xa1\x01\n" +
 	"\x10SubscribeRequest\x12\x19\n" +
 	"\x04room\x18\x01 \x01(\tB\x05\xaa\x01\x02 \x03R\x04room\x124\n" +
-	"\bposition\x18\x02 \x01(\x0e2\x16.chat.v1.StartPositionH\x00R\bpositionB\a\n" +
-	"\x05start\"C\n" +
+	"\bposition\x18\x02 \x01(\x0e2\x16.chat.v1.StartPositionH\x00R\bposition\x12\x1d\n" +
+	"\x05after\x18\x03 \x01(\tB\x05\xaa\x01\x02 \x03H\x00R\x05after\x12\x14\n" +
+	"\x04last\x18\x04 \x01(\rH\x00R\x04lastB\a\n" +
+	"\x05start\"f\n" +
 	"\x11SubscribeResponse\x12.\n" +
-	"\amessage\x18\x01 \x01(\v2\x14.chat.v1.ChatMessageR\amessage*g\n" +
+	"\amessage\x18\x01 \x01(\v2\x14.chat.v1.ChatMessageR\amessage\x12!\n" +
+	"\fresume_token\x18\x02 \x01(\tR\vresumeToken*g\n" +
 	"\rStartPosition\x12\x1e\n" +
 	"\x1aSTART_POSITION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15START_POSITION_LATEST\x10\x01\x12\x1b\n" +
@@ -564,6 +615,8 @@ func file_chat_v1_chat_proto_init() {
 	}
 	file_chat_v1_chat_proto_msgTypes[4].OneofWrappers = []any{
 		(*SubscribeRequest_Position)(nil),
+		(*SubscribeRequest_After)(nil),
+		(*SubscribeRequest_Last)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
