@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +48,7 @@ func (c *Config) Register(s *config.Set, user string) {
 	s.String(&c.IngestAddr, "ingest", "CHAT_INGEST_ADDR", "127.0.0.1:8081", "ingest service address")
 	s.String(&c.SubscribeAddr, "subscribe", "CHAT_SUBSCRIBE_ADDR", "127.0.0.1:8082", "subscribe service address")
 	s.String(&c.Room, "room", "CHAT_ROOM", "lobby", "room to chat in")
-	s.String(&c.From, "from", "CHAT_FROM", "earliest", "where to start reading the room: earliest (its history, then live) or latest")
+	s.String(&c.From, "from", "CHAT_FROM", "20", "where to start reading the room: a number N (its last N messages), earliest or latest")
 	s.Bool(&c.Interactive, "i", "CHAT_INTERACTIVE", false, "send the lines typed on stdin instead of the script")
 	s.Duration(&c.MinDelay, "min-delay", "CHAT_MIN_DELAY", 400*time.Millisecond, "shortest pause before a scripted line")
 	s.Duration(&c.MaxDelay, "max-delay", "CHAT_MAX_DELAY", 1500*time.Millisecond, "longest pause before a scripted line")
@@ -60,8 +61,8 @@ func (c *Config) check() error {
 	if err := message.ValidateRoom("room", c.Room); err != nil {
 		return err
 	}
-	if c.From != "latest" && c.From != "earliest" {
-		return fmt.Errorf("-from must be latest or earliest, got %q", c.From)
+	if _, err := parseFrom(c.From); err != nil {
+		return err
 	}
 	if c.MinDelay < 0 || c.MaxDelay < c.MinDelay {
 		return fmt.Errorf("want 0 <= min-delay <= max-delay, got %v and %v", c.MinDelay, c.MaxDelay)
@@ -98,11 +99,11 @@ func Run(ctx context.Context, cfg Config, in io.Reader, out io.Writer, logger *s
 	}
 	defer client.Close()
 
-	pos := chatv1.StartPosition_START_POSITION_LATEST
-	if cfg.From == "earliest" {
-		pos = chatv1.StartPosition_START_POSITION_EARLIEST
+	start, err := parseFrom(cfg.From)
+	if err != nil {
+		return err
 	}
-	sub, err := client.Subscribe(ctx, cfg.Room, pos)
+	sub, err := client.Subscribe(ctx, cfg.Room, start)
 	if err != nil {
 		return err
 	}
@@ -215,6 +216,21 @@ func interactive(ctx context.Context, client *chatclient.Client, cfg Config, in 
 			lastSent = m
 		}
 	}
+}
+
+// parseFrom reads -from: latest, earliest, or N for the last N messages.
+func parseFrom(from string) (chatclient.Start, error) {
+	switch from {
+	case "latest":
+		return chatclient.Latest, nil
+	case "earliest":
+		return chatclient.Earliest, nil
+	}
+	n, err := strconv.ParseUint(from, 10, 32)
+	if err != nil || n == 0 || n > 10000 {
+		return chatclient.Start{}, fmt.Errorf("-from must be latest, earliest or a number 1-10000, got %q", from)
+	}
+	return chatclient.Last(uint32(n)), nil
 }
 
 func pause(ctx context.Context, lo, hi time.Duration) error {

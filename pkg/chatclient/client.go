@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/kafkachat/kafkachat/pkg/backoff"
@@ -135,70 +134,141 @@ func (e *SendError) Error() string {
 
 func (e *SendError) Unwrap() error { return e.Err }
 
-// Subscription is an open Subscribe stream.
-type Subscription struct {
-	stream grpc.ServerStreamingClient[chatv1.SubscribeResponse]
-	cancel context.CancelFunc
+// Start is where a subscription starts.
+type Start struct {
+	set func(*chatv1.SubscribeRequest)
 }
 
-// Subscribe opens a stream of room's messages from pos and returns once the
-// service has registered it: every message stored from then on will be
+var (
+	// Latest starts with the next message stored.
+	Latest = Start{func(r *chatv1.SubscribeRequest) {
+		r.Start = &chatv1.SubscribeRequest_Position{Position: chatv1.StartPosition_START_POSITION_LATEST}
+	}}
+	// Earliest starts with the oldest message Kafka retains.
+	Earliest = Start{func(r *chatv1.SubscribeRequest) {
+		r.Start = &chatv1.SubscribeRequest_Position{Position: chatv1.StartPosition_START_POSITION_EARLIEST}
+	}}
+)
+
+// After starts right after the message a resume token came with.
+func After(token string) Start {
+	return Start{func(r *chatv1.SubscribeRequest) { r.Start = &chatv1.SubscribeRequest_After{After: token} }}
+}
+
+// Last starts with the room's last n messages.
+func Last(n uint32) Start {
+	return Start{func(r *chatv1.SubscribeRequest) { r.Start = &chatv1.SubscribeRequest_Last{Last: n} }}
+}
+
+// Subscribe opens a stream of room's messages from start and returns once
+// the service has registered it: every message stored from then on will be
 // received. While the subscribe service answers UNAVAILABLE (starting,
 // restarting) it retries with the client's backoff policy.
-func (c *Client) Subscribe(ctx context.Context, room string, pos chatv1.StartPosition) (*Subscription, error) {
-	var sub *Subscription
-	_, err := c.retryUnavailable(ctx, "subscribe", func(ctx context.Context) error {
-		var err error
-		sub, err = c.subscribeOnce(ctx, room, pos)
-		return err
-	})
-	if err != nil {
+//
+// The subscription resumes by itself: when the stream breaks (the service
+// restarts, the network drops, the service ends it as too slow), Recv
+// subscribes again after the last message received, with backoff, so the
+// caller sees every message once, in order. Errors that resuming cannot
+// cure (the room's history is gone, the topic was recreated) are returned.
+func (c *Client) Subscribe(ctx context.Context, room string, start Start) (*Subscription, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Subscription{c: c, ctx: ctx, cancel: cancel, room: room}
+	if err := s.open(start); err != nil {
+		cancel()
 		return nil, fmt.Errorf("subscribing to room %q: %w", room, err)
 	}
-	return sub, nil
+	return s, nil
 }
 
-func (c *Client) subscribeOnce(ctx context.Context, room string, pos chatv1.StartPosition) (*Subscription, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.subscribe.Subscribe(ctx, &chatv1.SubscribeRequest{
-		Room:  room,
-		Start: &chatv1.SubscribeRequest_Position{Position: pos},
+// Subscription is an open, self-resuming Subscribe stream. Recv and Close
+// may be called from different goroutines; Recv from one at a time.
+type Subscription struct {
+	c      *Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	room   string
+
+	stream  grpc.ServerStreamingClient[chatv1.SubscribeResponse]
+	token   string // resume point: after the last message received
+	resumes int
+}
+
+// open subscribes from start, retrying while the service is UNAVAILABLE.
+func (s *Subscription) open(start Start) error {
+	_, err := s.c.retryUnavailable(s.ctx, "subscribe", func(ctx context.Context) error {
+		return s.openOnce(start)
 	})
-	if err == nil {
-		// The service sends headers once the subscription is registered. A
-		// stream refused at once ends with trailers only: its status comes
-		// from Recv.
-		var md metadata.MD
-		md, err = stream.Header()
-		if err == nil && len(md.Get(message.HeaderPartition)) == 0 {
-			_, err = stream.Recv()
-			if err == nil || errors.Is(err, io.EOF) {
-				err = errors.New("the service did not confirm the subscription")
-			}
+	return err
+}
+
+func (s *Subscription) openOnce(start Start) error {
+	req := &chatv1.SubscribeRequest{Room: s.room}
+	start.set(req)
+	stream, err := s.c.subscribe.Subscribe(s.ctx, req)
+	if err != nil {
+		return err
+	}
+	// The service sends headers once the subscription is registered. A
+	// stream refused at once ends with trailers only: its status comes
+	// from Recv.
+	md, err := stream.Header()
+	if err == nil && len(md.Get(message.HeaderResumeToken)) == 0 {
+		_, err = stream.Recv()
+		if err == nil || errors.Is(err, io.EOF) {
+			err = errors.New("the service did not confirm the subscription")
 		}
 	}
 	if err != nil {
-		cancel()
-		return nil, err
+		return err
 	}
-	return &Subscription{stream: stream, cancel: cancel}, nil
+	s.stream = stream
+	s.token = md.Get(message.HeaderResumeToken)[0]
+	return nil
 }
 
-// Recv returns the next message. At the end of the stream it returns the
-// stream's status as an error (io.EOF if the server ended it cleanly).
+// Recv returns the next message. At the end of the stream it returns io.EOF
+// (the server ended it cleanly) or the error that resuming could not cure.
 func (s *Subscription) Recv() (*chatv1.ChatMessage, error) {
-	resp, err := s.stream.Recv()
-	if err != nil {
+	for {
+		resp, err := s.stream.Recv()
+		if err == nil {
+			s.token = resp.GetResumeToken()
+			return resp.GetMessage(), nil
+		}
 		if errors.Is(err, io.EOF) {
 			return nil, io.EOF
 		}
-		return nil, fmt.Errorf("receiving: %w", err)
+		if s.ctx.Err() != nil || !resumable(err) {
+			return nil, fmt.Errorf("receiving: %w", err)
+		}
+		s.c.logger.Warn("subscription broke; resuming", "room", s.room, "err", status.Convert(err).Message())
+		if rerr := s.open(After(s.token)); rerr != nil {
+			return nil, fmt.Errorf("resuming after %w: %w", err, rerr)
+		}
+		s.resumes++
 	}
-	return resp.GetMessage(), nil
 }
+
+// Token is the resume token of the last message received (before the
+// first one: of the position just before the start).
+func (s *Subscription) Token() string { return s.token }
+
+// Resumes counts how often the subscription has resumed after a break.
+func (s *Subscription) Resumes() int { return s.resumes }
 
 // Close ends the stream.
 func (s *Subscription) Close() { s.cancel() }
+
+// resumable reports whether subscribing again after the last message can
+// cure err: the service went away or ended a slow stream, or the
+// connection broke.
+func resumable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted, codes.Internal, codes.Unknown:
+		return true
+	}
+	return false
+}
 
 // NewMessageID returns a random client message id.
 func NewMessageID() string {

@@ -138,7 +138,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	defer client.Close()
 	// The viewer subscribes first; once the service has registered it,
 	// nothing alice and bob say can be missed.
-	sub, err := client.Subscribe(ctx, room, chatv1.StartPosition_START_POSITION_LATEST)
+	sub, err := client.Subscribe(ctx, room, chatclient.Latest)
 	if err != nil {
 		return fail(subscribe, err)
 	}

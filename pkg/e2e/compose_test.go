@@ -16,7 +16,6 @@ import (
 
 	"github.com/kafkachat/kafkachat/pkg/chatclient"
 	"github.com/kafkachat/kafkachat/pkg/config"
-	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/procs"
 	"github.com/kafkachat/kafkachat/pkg/testenv"
 )
@@ -218,7 +217,7 @@ func TestComposeEnvironmentRunsServices(t *testing.T) {
 	}
 	defer client.Close()
 	room := "compose-" + testenv.RandomHex(4)
-	sub, err := client.Subscribe(ctx, room, chatv1.StartPosition_START_POSITION_LATEST)
+	sub, err := client.Subscribe(ctx, room, chatclient.Latest)
 	if err != nil {
 		t.Fatal(err)
 	}

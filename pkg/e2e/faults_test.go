@@ -63,11 +63,9 @@ func TestSubscribeStopsWhenTopicRecreated(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
 	defer cancel()
 	sendOK(t, chatv1.NewIngestServiceClient(testenv.Conn(t, st.Ingest.Addr)), "phoenix", "old")
-	sub, err := st.Client.Subscribe(ctx, "phoenix", chatv1.StartPosition_START_POSITION_EARLIEST)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := collect(ctx, sub, 1); err != nil {
+	sub := rawSubscribe(t, ctx, st.Subscribe.Addr, &chatv1.SubscribeRequest{Room: "phoenix",
+		Start: &chatv1.SubscribeRequest_Position{Position: chatv1.StartPosition_START_POSITION_EARLIEST}})
+	if _, err := sub.Recv(); err != nil {
 		t.Fatal(err)
 	}
 	adm := st.Broker.Admin(t)
@@ -87,7 +85,7 @@ func TestSubscribeStopsWhenTopicRecreated(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("subscribe kept running on a recreated topic")
 	}
-	if _, err := sub.Recv(); status.Code(errorsUnwrap(err)) != codes.Unavailable {
+	if _, err := sub.Recv(); status.Code(err) != codes.Unavailable {
 		t.Fatalf("open stream ended with %v, want Unavailable", err)
 	}
 }

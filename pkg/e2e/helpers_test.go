@@ -1,7 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"errors"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
+	"github.com/kafkachat/kafkachat/pkg/testenv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,4 +38,18 @@ func errorsUnwrap(err error) error {
 		return u
 	}
 	return err
+}
+
+// rawSubscribe opens a Subscribe stream without the client library (which
+// would resume by itself), to see exactly how the service ends it.
+func rawSubscribe(t *testing.T, ctx context.Context, addr string, req *chatv1.SubscribeRequest) grpc.ServerStreamingClient[chatv1.SubscribeResponse] {
+	t.Helper()
+	stream, err := chatv1.NewSubscribeServiceClient(testenv.Conn(t, addr)).Subscribe(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Header(); err != nil {
+		t.Fatal(err)
+	}
+	return stream
 }

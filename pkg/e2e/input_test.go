@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kafkachat/kafkachat/pkg/chatclient"
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/testenv"
 )
@@ -125,7 +126,7 @@ func TestUnicodeRoundTrip(t *testing.T) {
 		"multi\nline\ttext",
 	}
 	users := []string{"Zoë", "محمد", "李雷", "e\u0301mile"}
-	sub, err := st.Client.Subscribe(ctx, "unicode", chatv1.StartPosition_START_POSITION_LATEST)
+	sub, err := st.Client.Subscribe(ctx, "unicode", chatclient.Latest)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/kafkachat/kafkachat/pkg/chatclient"
-	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/kafka"
 	"github.com/kafkachat/kafkachat/pkg/testenv"
 )
@@ -111,7 +110,7 @@ type chatclientSub struct{ Subscription *chatclient.Subscription }
 
 func subscribeLatest(t *testing.T, ctx context.Context, st *testenv.Stack, room string) *chatclientSub {
 	t.Helper()
-	sub, err := st.Client.Subscribe(ctx, room, chatv1.StartPosition_START_POSITION_LATEST)
+	sub, err := st.Client.Subscribe(ctx, room, chatclient.Latest)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -15,10 +14,12 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kafkachat/kafkachat/pkg/chatclient"
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/kafka"
 	"github.com/kafkachat/kafkachat/pkg/record"
 	"github.com/kafkachat/kafkachat/pkg/testenv"
+	"github.com/kafkachat/kafkachat/pkg/token"
 )
 
 func sendOK(t *testing.T, c chatv1.IngestServiceClient, room, text string) *chatv1.ChatMessage {
@@ -182,11 +183,9 @@ func TestSubscribeShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
 	defer cancel()
 	m := sendOK(t, chatv1.NewIngestServiceClient(testenv.Conn(t, st.Ingest.Addr)), "bye", "before")
-	sub, err := st.Client.Subscribe(ctx, "bye", chatv1.StartPosition_START_POSITION_EARLIEST)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := sub.Recv(); err != nil || !proto.Equal(got, m) {
+	sub := rawSubscribe(t, ctx, st.Subscribe.Addr, &chatv1.SubscribeRequest{Room: "bye",
+		Start: &chatv1.SubscribeRequest_Position{Position: chatv1.StartPosition_START_POSITION_EARLIEST}})
+	if got, err := sub.Recv(); err != nil || !proto.Equal(got.GetMessage(), m) {
 		t.Fatalf("got %v, %v; want %v", got, err, m)
 	}
 	watch, err := healthpb.NewHealthClient(testenv.Conn(t, st.Subscribe.Addr)).Watch(ctx, &healthpb.HealthCheckRequest{})
@@ -203,8 +202,16 @@ func TestSubscribeShutdown(t *testing.T) {
 		t.Fatalf("health went %v, want NOT_SERVING", next.GetStatus())
 	}
 	_, err = sub.Recv()
-	if s := status.Convert(errors.Unwrap(err)); s.Code() != codes.Unavailable || !strings.Contains(s.Message(), "offset 0") {
-		t.Fatalf("stream ended with %v, want Unavailable naming the last offset sent", err)
+	if s := status.Convert(err); s.Code() != codes.Unavailable || !strings.Contains(s.Message(), "resume after partition") {
+		t.Fatalf("stream ended with %v, want Unavailable naming where to resume", err)
+	}
+	// The trailer's resume token names the last message sent.
+	tok := sub.Trailer().Get("chat-resume-token")
+	if len(tok) != 1 {
+		t.Fatalf("trailer has resume tokens %v, want one", tok)
+	}
+	if pos, err := token.Decode(tok[0]); err != nil || pos.Offset != m.GetPosition().GetOffset() || pos.Partition != m.GetPosition().GetPartition() {
+		t.Fatalf("trailer token %+v (%v), want the position of %v", pos, err, m.GetPosition())
 	}
 	if err := <-stopped; err != nil {
 		t.Fatalf("stop: %v", err)
@@ -220,7 +227,7 @@ func TestDisconnectedSubscribersLeave(t *testing.T) {
 	for i := range 20 {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancels = append(cancels, cancel)
-		if _, err := st.Client.Subscribe(ctx, []string{"a", "b", "c"}[i%3], chatv1.StartPosition_START_POSITION_LATEST); err != nil {
+		if _, err := st.Client.Subscribe(ctx, []string{"a", "b", "c"}[i%3], chatclient.Latest); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -240,7 +247,7 @@ func TestMalformedRecordSkipped(t *testing.T) {
 	st := testenv.StartStack(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
 	defer cancel()
-	sub, err := st.Client.Subscribe(ctx, "mixed", chatv1.StartPosition_START_POSITION_LATEST)
+	sub, err := st.Client.Subscribe(ctx, "mixed", chatclient.Latest)
 	if err != nil {
 		t.Fatal(err)
 	}

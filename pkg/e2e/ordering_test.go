@@ -48,7 +48,7 @@ func TestOrdering(t *testing.T) {
 	const room = "ordering"
 
 	subscribeEarliest := func() *chatclient.Subscription {
-		sub, err := st.Client.Subscribe(ctx, room, chatv1.StartPosition_START_POSITION_EARLIEST)
+		sub, err := st.Client.Subscribe(ctx, room, chatclient.Earliest)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/kafkachat/kafkachat/pkg/chatclient"
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/ingest"
 	"github.com/kafkachat/kafkachat/pkg/subscribe"
@@ -42,7 +43,7 @@ func TestSlowSubscriberDoesNotBlockOthers(t *testing.T) {
 	if _, err := slow.Header(); err != nil {
 		t.Fatal(err)
 	}
-	normal, err := st.Client.Subscribe(ctx, "busy", chatv1.StartPosition_START_POSITION_LATEST)
+	normal, err := st.Client.Subscribe(ctx, "busy", chatclient.Latest)
 	if err != nil {
 		t.Fatal(err)
 	}
