@@ -3,12 +3,16 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"google.golang.org/grpc"
 
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/testenv"
+	"github.com/kafkachat/kafkachat/pkg/token"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -52,4 +56,56 @@ func rawSubscribe(t *testing.T, ctx context.Context, addr string, req *chatv1.Su
 		t.Fatal(err)
 	}
 	return stream
+}
+
+// rawSubscribeErr opens a stream and returns how it ends (nil when the
+// service registered it and it was still open).
+func rawSubscribeErr(ctx context.Context, addr string, t *testing.T, req *chatv1.SubscribeRequest) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := chatv1.NewSubscribeServiceClient(testenv.Conn(t, addr)).Subscribe(ctx, req)
+	if err != nil {
+		return err
+	}
+	md, err := stream.Header()
+	if err != nil {
+		return err
+	}
+	if len(md.Get("chat-resume-token")) == 1 {
+		return nil
+	}
+	_, err = stream.Recv()
+	return err
+}
+
+// roomInOtherPartition returns a room whose partition (of 3) is not p.
+func roomInOtherPartition(p int32) string {
+	for i := 0; ; i++ {
+		if r := fmt.Sprintf("room-%d", i); kafka.PartitionFor(r, 3) != p {
+			return r
+		}
+	}
+}
+
+// roomInSamePartition returns another room in the same partition (of 3).
+func roomInSamePartition(room string) string {
+	p := kafka.PartitionFor(room, 3)
+	for i := 0; ; i++ {
+		if r := fmt.Sprintf("%s-neighbour-%d", room, i); kafka.PartitionFor(r, 3) == p {
+			return r
+		}
+	}
+}
+
+// offsetsAt is a kadm.Offsets holding one offset.
+func offsetsAt(topic string, partition int32, offset int64) kadm.Offsets {
+	o := kadm.Offsets{}
+	o.Add(kadm.Offset{Topic: topic, Partition: partition, At: offset, LeaderEpoch: -1})
+	return o
+}
+
+// testTokenWithoutID is the token a broker without topic IDs would give.
+func testTokenWithoutID(partition int32, offset int64) string {
+	return token.Token{Partition: partition, Offset: offset}.Encode()
 }

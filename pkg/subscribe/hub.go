@@ -529,13 +529,10 @@ func (h *Hub) afterToken(ctx context.Context, p *partition, t token.Token) (int6
 	if t.Partition != p.id {
 		return 0, status.Errorf(codes.InvalidArgument, "invalid after: the token is for partition %d, the room is in partition %d", t.Partition, p.id)
 	}
+	// The bounds are always asked of Kafka, even when the window still
+	// holds the messages: records deleted there (retention, DeleteRecords)
+	// must not come back from memory.
 	next := t.Offset + 1
-	p.mu.Lock()
-	inMemory := next >= p.coveredFrom && next <= p.head
-	p.mu.Unlock()
-	if inMemory {
-		return next, nil
-	}
 	starts, err := h.startOffsets(ctx)
 	if err != nil {
 		return 0, err

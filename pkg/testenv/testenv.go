@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -358,6 +359,43 @@ type Proxy struct {
 	target string
 	lis    net.Listener
 	done   chan struct{}
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// NewProxy starts a proxy to target on a free loopback port.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p := NewClosedProxy(t, target)
+	p.Open(t)
+	return p
+}
+
+// CutAll drops every connection through the proxy, as a network failure
+// would; new connections are still accepted. It returns how many it cut.
+func (p *Proxy) CutAll() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.conns)
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+	return n
+}
+
+func (p *Proxy) track(c net.Conn, add bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		p.conns = map[net.Conn]struct{}{}
+	}
+	if add {
+		p.conns[c] = struct{}{}
+	} else {
+		delete(p.conns, c)
+	}
 }
 
 // NewClosedProxy reserves a loopback port for a proxy to target; Open
@@ -400,6 +438,10 @@ func (p *Proxy) pipe(c net.Conn) {
 		return
 	}
 	defer u.Close()
+	p.track(c, true)
+	p.track(u, true)
+	defer p.track(c, false)
+	defer p.track(u, false)
 	go func() {
 		<-p.done
 		c.Close()

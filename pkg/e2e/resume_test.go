@@ -1,0 +1,278 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kafkachat/kafkachat/pkg/chatclient"
+	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
+	"github.com/kafkachat/kafkachat/pkg/ingest"
+	"github.com/kafkachat/kafkachat/pkg/kafka"
+	"github.com/kafkachat/kafkachat/pkg/subscribe"
+	"github.com/kafkachat/kafkachat/pkg/testenv"
+)
+
+// sendNumbered sends texts "0".."n-1" (plus an optional prefix) to room,
+// sequentially, and returns the stored messages.
+func sendNumbered(t *testing.T, ctx context.Context, c *chatclient.Client, room, prefix string, from, n int) []*chatv1.ChatMessage {
+	t.Helper()
+	out := make([]*chatv1.ChatMessage, 0, n)
+	for i := from; i < from+n; i++ {
+		m, err := c.Send(ctx, room, "alice", prefix+strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// expectSequence receives n messages and checks they carry texts
+// prefix+from .. prefix+(from+n-1), in order.
+func expectSequence(t *testing.T, ctx context.Context, sub *chatclient.Subscription, prefix string, from, n int) {
+	t.Helper()
+	got, err := collect(ctx, sub, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range got {
+		if want := prefix + strconv.Itoa(from+i); m.GetText() != want {
+			t.Fatalf("message %d is %q, want %q", i, m.GetText(), want)
+		}
+	}
+}
+
+// TestResumeAfterToken: a token older than anything in the service's
+// memory resumes exactly after its message (read back from Kafka), then
+// goes on live; a token from the window does the same from memory.
+func TestResumeAfterToken(t *testing.T) {
+	st := testenv.StartStack(t, func(_ *ingest.Config, sc *subscribe.Config) { sc.Window = 20 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sent := sendNumbered(t, ctx, st.Client, "resume", "", 0, 300)
+	first, err := st.Client.Subscribe(ctx, "resume", chatclient.Earliest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	var tokens, texts []string
+	for range sent {
+		m, err := first.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, first.Token())
+		texts = append(texts, m.GetText())
+	}
+	for _, at := range []int{10, 295} { // from Kafka, from memory
+		sub, err := st.Client.Subscribe(ctx, "resume", chatclient.After(tokens[at]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range sendNumbered(t, ctx, st.Client, "resume", "live-", at, 3) {
+			texts = append(texts, m.GetText())
+		}
+		got, err := collect(ctx, sub, len(texts)-at-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range got {
+			if want := texts[at+1+i]; m.GetText() != want {
+				t.Fatalf("after token %d: message %d is %q, want %q", at, i, m.GetText(), want)
+			}
+		}
+		sub.Close()
+	}
+}
+
+// TestResumeOnAnotherReplica: two subscribe replicas, each with its own
+// consumer; a token from one resumes on the other.
+func TestResumeOnAnotherReplica(t *testing.T) {
+	st := testenv.StartStack(t, nil)
+	other := testenv.StartSubscribe(t, testenv.SubscribeConfig(st.Broker, st.Topic), "")
+	testenv.WaitServing(t, other)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sendNumbered(t, ctx, st.Client, "replicas", "", 0, 50)
+	sub, err := st.Client.Subscribe(ctx, "replicas", chatclient.Earliest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectSequence(t, ctx, sub, "", 0, 20)
+	sub.Close()
+	client2 := testenv.NewClient(t, st.Ingest.Addr, other.Addr)
+	sub2, err := client2.Subscribe(ctx, "replicas", chatclient.After(sub.Token()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub2.Close()
+	expectSequence(t, ctx, sub2, "", 20, 30)
+}
+
+// TestTokenErrors: tokens that cannot be honoured get a status that says
+// why, so the client can choose earliest or latest instead.
+func TestTokenErrors(t *testing.T) {
+	st := testenv.StartStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sendNumbered(t, ctx, st.Client, "tokens", "", 0, 10)
+	sub, err := st.Client.Subscribe(ctx, "tokens", chatclient.Earliest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectSequence(t, ctx, sub, "", 0, 10)
+	sub.Close()
+	tok := sub.Token()
+	hub := st.Subscribe.Subscribe.Hub()
+	p := kafka.PartitionFor("tokens", 3)
+	cases := map[string]struct {
+		room, after string
+		code        codes.Code
+	}{
+		"garbage":            {"tokens", "not-a-token", codes.InvalidArgument},
+		"another room's":     {roomInOtherPartition(p), tok, codes.InvalidArgument},
+		"beyond the end":     {"tokens", hub.Token(p, 1_000_000), codes.OutOfRange},
+		"fine, for contrast": {"tokens", tok, codes.OK},
+	}
+	// Records before offset 5 are deleted, as retention would.
+	if _, err := st.Broker.Admin(t).DeleteRecords(ctx, offsetsAt(st.Topic, p, 5)); err != nil {
+		t.Fatal(err)
+	}
+	cases["no longer retained"] = struct {
+		room, after string
+		code        codes.Code
+	}{"tokens", hub.Token(p, 2), codes.OutOfRange}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			stream := rawSubscribeErr(ctx, st.Subscribe.Addr, t, &chatv1.SubscribeRequest{Room: tc.room,
+				Start: &chatv1.SubscribeRequest_After{After: tc.after}})
+			if code := status.Code(stream); code != tc.code {
+				t.Fatalf("got %v, want %v", stream, tc.code)
+			}
+		})
+	}
+}
+
+// TestTokenFromRecreatedTopic: after the topic is deleted and recreated,
+// tokens from before are refused with FAILED_PRECONDITION, not misread as
+// positions in the new topic.
+func TestTokenFromRecreatedTopic(t *testing.T) {
+	st := testenv.StartStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sendNumbered(t, ctx, st.Client, "epoch", "", 0, 3)
+	sub, err := st.Client.Subscribe(ctx, "epoch", chatclient.Earliest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectSequence(t, ctx, sub, "", 0, 3)
+	sub.Close()
+	if st.Subscribe.Subscribe.Hub().Token(0, 0) == (testTokenWithoutID(0, 0)) {
+		t.Skip("the broker reports no topic IDs")
+	}
+	adm := st.Broker.Admin(t)
+	if _, err := adm.DeleteTopic(ctx, st.Topic); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "topic recreated", func() (bool, error) {
+		_, err := adm.CreateTopic(ctx, 3, 1, nil, st.Topic)
+		return err == nil, nil
+	})
+	fresh := testenv.StartSubscribe(t, testenv.SubscribeConfig(st.Broker, st.Topic), "")
+	testenv.WaitServing(t, fresh)
+	err = rawSubscribeErr(ctx, fresh.Addr, t, &chatv1.SubscribeRequest{Room: "epoch",
+		Start: &chatv1.SubscribeRequest_After{After: sub.Token()}})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "recreated") {
+		t.Fatalf("old token on the new topic: %v, want FailedPrecondition", err)
+	}
+}
+
+// TestHistoryOnJoin: "last N" starts with the room's N newest messages,
+// also when other rooms share its partition and the window is too small,
+// and with all of them when the room has fewer.
+func TestHistoryOnJoin(t *testing.T) {
+	st := testenv.StartStack(t, func(_ *ingest.Config, sc *subscribe.Config) { sc.Window = 10 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	room, noise := "history", roomInSamePartition("history")
+	for i := range 60 {
+		sendNumbered(t, ctx, st.Client, room, "", i, 1)
+		sendNumbered(t, ctx, st.Client, noise, "noise-", i*3, 3)
+	}
+	for _, tc := range []struct {
+		last uint32
+		from int
+		n    int
+	}{{1, 59, 1}, {5, 55, 5}, {40, 20, 40}, {1000, 0, 60}} {
+		sub, err := st.Client.Subscribe(ctx, room, chatclient.Last(tc.last))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectSequence(t, ctx, sub, "", tc.from, tc.n)
+		sub.Close()
+	}
+}
+
+// TestResumeThroughDisconnects: the network under a subscriber is cut again
+// and again during a 10,000-message burst; the client library resumes each
+// time and the reader sees the exact sequence.
+func TestResumeThroughDisconnects(t *testing.T) {
+	const n = 10000
+	st := testenv.StartStack(t, nil)
+	proxy := testenv.NewProxy(t, st.Subscribe.Addr)
+	client := testenv.NewClient(t, st.Ingest.Addr, proxy.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sub, err := client.Subscribe(ctx, "burst", chatclient.Latest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 { // four senders, each its own numbers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n / 4 {
+				if _, err := st.Client.Send(ctx, "burst", "alice", fmt.Sprintf("%d-%d", w, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	next := map[string]int{}
+	cuts := 0
+	for i := range n {
+		m, err := sub.Recv()
+		if err != nil {
+			t.Fatalf("after %d messages: %v", i, err)
+		}
+		w, num, _ := strings.Cut(m.GetText(), "-")
+		if k, _ := strconv.Atoi(num); k != next[w] {
+			t.Fatalf("message %d: sender %s's %d after %d", i, w, k, next[w]-1)
+		}
+		next[w]++
+		if i%1500 == 700 {
+			cuts += proxy.CutAll()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if sub.Resumes() == 0 || cuts == 0 {
+		t.Fatalf("%d cuts, %d resumes: the test did not break the stream", cuts, sub.Resumes())
+	}
+	t.Logf("%d messages, %d connections cut, %d resumes", n, cuts, sub.Resumes())
+}
