@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kafkachat/kafkachat/pkg/config"
+	"github.com/kafkachat/kafkachat/pkg/grpcserver"
 	"github.com/kafkachat/kafkachat/pkg/kafka"
 )
 
@@ -18,6 +19,8 @@ type ServiceConfig struct {
 	Brokers         string
 	Topic           string
 	ShutdownTimeout time.Duration
+	KeepaliveTime   time.Duration
+	KeepalivePing   time.Duration
 	Log             LogConfig
 }
 
@@ -28,7 +31,16 @@ func (c *ServiceConfig) Register(s *config.Set, defaultListen string) {
 	s.String(&c.Topic, "topic", "CHAT_TOPIC", kafka.DefaultTopic, "Kafka topic holding the chat")
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT", 10*time.Second,
 		"how long a graceful shutdown may take before calls are cut")
+	s.Duration(&c.KeepaliveTime, "keepalive-time", "CHAT_KEEPALIVE_TIME", 15*time.Second,
+		"ping a client connection after this long without traffic")
+	s.Duration(&c.KeepalivePing, "keepalive-timeout", "CHAT_KEEPALIVE_TIMEOUT", 10*time.Second,
+		"drop a connection whose ping is not answered within this long")
 	c.Log.Register(s)
+}
+
+// Keepalive is the gRPC keepalive the settings ask for.
+func (c *ServiceConfig) Keepalive() grpcserver.Keepalive {
+	return grpcserver.Keepalive{Time: c.KeepaliveTime, Timeout: c.KeepalivePing}
 }
 
 // Check validates the common settings.
@@ -40,6 +52,8 @@ func (c *ServiceConfig) Check() error {
 		return fmt.Errorf("CHAT_TOPIC is empty")
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("CHAT_SHUTDOWN_TIMEOUT must be positive, got %v", c.ShutdownTimeout)
+	case c.KeepaliveTime < time.Second || c.KeepalivePing < time.Second:
+		return fmt.Errorf("CHAT_KEEPALIVE_TIME and CHAT_KEEPALIVE_TIMEOUT must be at least 1s, got %v and %v", c.KeepaliveTime, c.KeepalivePing)
 	}
 	return nil
 }

@@ -19,16 +19,19 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Keepalive settings. Chat streams may sit idle for hours: the server pings
-// a quiet connection every 15 s and drops it when the ping is not answered
-// within 10 s, so a vanished client is found within about 25-30 s. There is
-// deliberately no MaxConnectionAge: it would cut healthy long streams.
-var (
-	keepaliveParams = keepalive.ServerParameters{Time: 15 * time.Second, Timeout: 10 * time.Second}
-	// Clients may ping every 10 s, even without active streams; faster
-	// pingers are told to go away (ENHANCE_YOUR_CALM).
-	keepalivePolicy = keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}
-)
+// Keepalive says how the server finds dead peers. Chat streams may sit idle
+// for hours: the server pings a quiet connection every Time and drops it
+// when a ping is not answered within Timeout, so with the defaults (15 s,
+// 10 s) a vanished client is found within about 25-30 s and its streams
+// end. There is deliberately no MaxConnectionAge: it would cut healthy
+// long streams.
+type Keepalive struct {
+	Time, Timeout time.Duration
+}
+
+// keepalivePolicy lets clients ping every 10 s, even without active
+// streams; faster pingers are told to go away (ENHANCE_YOUR_CALM).
+var keepalivePolicy = keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}
 
 // Server is a gRPC server with the health service registered. Services
 // report NOT_SERVING until they call Health.SetServingStatus.
@@ -40,9 +43,9 @@ type Server struct {
 
 // New builds a server with health (overall status NOT_SERVING until the
 // service says otherwise), reflection, keepalive and interceptors.
-func New(logger *slog.Logger, opts ...grpc.ServerOption) *Server {
+func New(logger *slog.Logger, ka Keepalive, opts ...grpc.ServerOption) *Server {
 	base := []grpc.ServerOption{
-		grpc.KeepaliveParams(keepaliveParams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: ka.Time, Timeout: ka.Timeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalivePolicy),
 		grpc.ChainUnaryInterceptor(unaryInterceptor(logger)),
 		grpc.ChainStreamInterceptor(streamInterceptor(logger)),

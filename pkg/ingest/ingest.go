@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	svc := &Service{producer: producer, topic: cfg.Topic, limits: message.Limits{MaxTextBytes: cfg.MaxTextBytes},
 		sendTimeout: cfg.SendTimeout, logger: logger, now: time.Now}
 
-	srv := grpcserver.New(logger)
+	srv := grpcserver.New(logger, cfg.Keepalive())
 	chatv1.RegisterIngestServiceServer(srv.GRPC, svc)
 
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -99,6 +99,30 @@ func (p *Proc) Stop(grace time.Duration) error {
 	}
 }
 
+// RSS is the process's resident memory in bytes (Linux only).
+func (p *Proc) RSS() (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
+				return 0, err
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// Kill ends the process at once (SIGKILL) and waits for it.
+func (p *Proc) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
 // Wait waits for the process to exit by itself.
 func (p *Proc) Wait(ctx context.Context) error {
 	select {

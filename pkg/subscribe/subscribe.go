@@ -86,7 +86,7 @@ func (s *Server) Hub() *Hub { return s.svc.getHub() }
 // exists and the consumer has caught up with it.
 func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 	cfg, logger, svc := s.cfg, s.logger, s.svc
-	srv := grpcserver.New(logger)
+	srv := grpcserver.New(logger, cfg.Keepalive())
 	chatv1.RegisterSubscribeServiceServer(srv.GRPC, svc)
 
 	ctx, cancel := context.WithCancelCause(ctx)

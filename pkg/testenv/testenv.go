@@ -188,7 +188,8 @@ func SubscribeConfig(b *Broker, topic string) subscribe.Config {
 }
 
 func common(b *Broker, topic string) app.ServiceConfig {
-	return app.ServiceConfig{Brokers: b.Addrs, Topic: topic, ShutdownTimeout: 10 * time.Second}
+	return app.ServiceConfig{Brokers: b.Addrs, Topic: topic, ShutdownTimeout: 10 * time.Second,
+		KeepaliveTime: 15 * time.Second, KeepalivePing: 10 * time.Second}
 }
 
 // StartIngest runs an ingest service on a loopback port (addr, or any if
@@ -360,8 +361,33 @@ type Proxy struct {
 	lis    net.Listener
 	done   chan struct{}
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	frozen chan struct{} // non-nil while frozen; closed by Thaw
+}
+
+// Freeze stops forwarding bytes in both directions while keeping every
+// connection open: to each side, the other has gone silent, as a crashed
+// host or a dead network path looks.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.frozen == nil {
+		p.frozen = make(chan struct{})
+	}
+}
+
+// gate blocks while the proxy is frozen.
+func (p *Proxy) gate() {
+	p.mu.Lock()
+	ch := p.frozen
+	p.mu.Unlock()
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-p.done:
+		}
+	}
 }
 
 // NewProxy starts a proxy to target on a free loopback port.
@@ -442,13 +468,18 @@ func (p *Proxy) pipe(c net.Conn) {
 	p.track(u, true)
 	defer p.track(c, false)
 	defer p.track(u, false)
+	ended := make(chan struct{})
+	defer close(ended)
 	go func() {
-		<-p.done
-		c.Close()
-		u.Close()
+		select {
+		case <-p.done:
+			c.Close()
+			u.Close()
+		case <-ended:
+		}
 	}()
-	go func() { _, _ = copyConn(u, c) }()
-	_, _ = copyConn(c, u)
+	go func() { _, _ = p.copyConn(u, c) }()
+	_, _ = p.copyConn(c, u)
 }
 
 func (p *Proxy) close() {
@@ -457,6 +488,7 @@ func (p *Proxy) close() {
 	default:
 		close(p.done)
 	}
+	p.CutAll()
 	if p.lis != nil {
 		p.lis.Close()
 	}
