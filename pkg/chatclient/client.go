@@ -136,28 +136,54 @@ func (e *SendError) Unwrap() error { return e.Err }
 
 // Start is where a subscription starts.
 type Start struct {
-	set func(*chatv1.SubscribeRequest)
+	position chatv1.StartPosition
+	after    string
+	last     uint32
 }
 
 var (
 	// Latest starts with the next message stored.
-	Latest = Start{func(r *chatv1.SubscribeRequest) {
-		r.Start = &chatv1.SubscribeRequest_Position{Position: chatv1.StartPosition_START_POSITION_LATEST}
-	}}
+	Latest = Start{position: chatv1.StartPosition_START_POSITION_LATEST}
 	// Earliest starts with the oldest message Kafka retains.
-	Earliest = Start{func(r *chatv1.SubscribeRequest) {
-		r.Start = &chatv1.SubscribeRequest_Position{Position: chatv1.StartPosition_START_POSITION_EARLIEST}
-	}}
+	Earliest = Start{position: chatv1.StartPosition_START_POSITION_EARLIEST}
 )
 
 // After starts right after the message a resume token came with.
-func After(token string) Start {
-	return Start{func(r *chatv1.SubscribeRequest) { r.Start = &chatv1.SubscribeRequest_After{After: token} }}
-}
+func After(token string) Start { return Start{after: token} }
 
 // Last starts with the room's last n messages.
-func Last(n uint32) Start {
-	return Start{func(r *chatv1.SubscribeRequest) { r.Start = &chatv1.SubscribeRequest_Last{Last: n} }}
+func Last(n uint32) Start { return Start{last: n} }
+
+func (s Start) roomStart(room string) *chatv1.RoomStart {
+	rs := &chatv1.RoomStart{Room: room}
+	switch {
+	case s.after != "":
+		rs.Start = &chatv1.RoomStart_After{After: s.after}
+	case s.last != 0:
+		rs.Start = &chatv1.RoomStart_Last{Last: s.last}
+	default:
+		rs.Start = &chatv1.RoomStart_Position{Position: s.position}
+	}
+	return rs
+}
+
+func (s Start) request(room string) *chatv1.SubscribeRequest {
+	req := &chatv1.SubscribeRequest{Room: room}
+	switch {
+	case s.after != "":
+		req.Start = &chatv1.SubscribeRequest_After{After: s.after}
+	case s.last != 0:
+		req.Start = &chatv1.SubscribeRequest_Last{Last: s.last}
+	default:
+		req.Start = &chatv1.SubscribeRequest_Position{Position: s.position}
+	}
+	return req
+}
+
+// RoomStart is one room of a multi-room subscription.
+type RoomStart struct {
+	Room  string
+	Start Start
 }
 
 // Subscribe opens a stream of room's messages from start and returns once
@@ -171,11 +197,20 @@ func Last(n uint32) Start {
 // caller sees every message once, in order. Errors that resuming cannot
 // cure (the room's history is gone, the topic was recreated) are returned.
 func (c *Client) Subscribe(ctx context.Context, room string, start Start) (*Subscription, error) {
+	return c.SubscribeRooms(ctx, RoomStart{room, start})
+}
+
+// SubscribeRooms follows several rooms on one stream, each from its own
+// start and in its own order, resuming like Subscribe.
+func (c *Client) SubscribeRooms(ctx context.Context, rooms ...RoomStart) (*Subscription, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &Subscription{c: c, ctx: ctx, cancel: cancel, room: room}
-	if err := s.open(start); err != nil {
+	s := &Subscription{c: c, ctx: ctx, cancel: cancel, tokens: map[string]string{}}
+	for _, r := range rooms {
+		s.rooms = append(s.rooms, r.Room)
+	}
+	if err := s.open(rooms); err != nil {
 		cancel()
-		return nil, fmt.Errorf("subscribing to room %q: %w", room, err)
+		return nil, fmt.Errorf("subscribing to %q: %w", s.rooms, err)
 	}
 	return s, nil
 }
@@ -186,33 +221,42 @@ type Subscription struct {
 	c      *Client
 	ctx    context.Context
 	cancel context.CancelFunc
-	room   string
+	rooms  []string
 
 	stream  grpc.ServerStreamingClient[chatv1.SubscribeResponse]
-	token   string // resume point: after the last message received
+	tokens  map[string]string // per room: resume after the last message received
+	last    string            // token of the last message received
 	resumes int
 }
 
-// open subscribes from start, retrying while the service is UNAVAILABLE.
-func (s *Subscription) open(start Start) error {
+// open subscribes, retrying while the service is UNAVAILABLE.
+func (s *Subscription) open(rooms []RoomStart) error {
 	_, err := s.c.retryUnavailable(s.ctx, "subscribe", func(ctx context.Context) error {
-		return s.openOnce(start)
+		return s.openOnce(rooms)
 	})
 	return err
 }
 
-func (s *Subscription) openOnce(start Start) error {
-	req := &chatv1.SubscribeRequest{Room: s.room}
-	start.set(req)
+func (s *Subscription) openOnce(rooms []RoomStart) error {
+	// One room uses the request's plain form (the one people type in
+	// grpcurl); several use the rooms list.
+	req := rooms[0].Start.request(rooms[0].Room)
+	if len(rooms) > 1 {
+		req = &chatv1.SubscribeRequest{}
+		for _, r := range rooms {
+			req.Rooms = append(req.Rooms, r.Start.roomStart(r.Room))
+		}
+	}
 	stream, err := s.c.subscribe.Subscribe(s.ctx, req)
 	if err != nil {
 		return err
 	}
-	// The service sends headers once the subscription is registered. A
-	// stream refused at once ends with trailers only: its status comes
-	// from Recv.
+	// The service sends headers once the subscription is registered, with
+	// one resume token per room. A stream refused at once ends with
+	// trailers only: its status comes from Recv.
 	md, err := stream.Header()
-	if err == nil && len(md.Get(message.HeaderResumeToken)) == 0 {
+	tokens := md.Get(message.HeaderResumeToken)
+	if err == nil && len(tokens) != len(rooms) {
 		_, err = stream.Recv()
 		if err == nil || errors.Is(err, io.EOF) {
 			err = errors.New("the service did not confirm the subscription")
@@ -222,7 +266,12 @@ func (s *Subscription) openOnce(start Start) error {
 		return err
 	}
 	s.stream = stream
-	s.token = md.Get(message.HeaderResumeToken)[0]
+	for i, r := range rooms {
+		s.tokens[r.Room] = tokens[i]
+	}
+	if len(rooms) == 1 {
+		s.last = tokens[0]
+	}
 	return nil
 }
 
@@ -232,7 +281,8 @@ func (s *Subscription) Recv() (*chatv1.ChatMessage, error) {
 	for {
 		resp, err := s.stream.Recv()
 		if err == nil {
-			s.token = resp.GetResumeToken()
+			s.tokens[resp.GetMessage().GetRoom()] = resp.GetResumeToken()
+			s.last = resp.GetResumeToken()
 			return resp.GetMessage(), nil
 		}
 		if errors.Is(err, io.EOF) {
@@ -241,8 +291,12 @@ func (s *Subscription) Recv() (*chatv1.ChatMessage, error) {
 		if s.ctx.Err() != nil || !resumable(err) {
 			return nil, fmt.Errorf("receiving: %w", err)
 		}
-		s.c.logger.Warn("subscription broke; resuming", "room", s.room, "err", status.Convert(err).Message())
-		if rerr := s.open(After(s.token)); rerr != nil {
+		s.c.logger.Warn("subscription broke; resuming", "rooms", s.rooms, "err", status.Convert(err).Message())
+		var again []RoomStart
+		for _, room := range s.rooms {
+			again = append(again, RoomStart{room, After(s.tokens[room])})
+		}
+		if rerr := s.open(again); rerr != nil {
 			return nil, fmt.Errorf("resuming after %w: %w", err, rerr)
 		}
 		s.resumes++
@@ -250,8 +304,12 @@ func (s *Subscription) Recv() (*chatv1.ChatMessage, error) {
 }
 
 // Token is the resume token of the last message received (before the
-// first one: of the position just before the start).
-func (s *Subscription) Token() string { return s.token }
+// first one, for a one-room subscription: of the position just before the
+// start).
+func (s *Subscription) Token() string { return s.last }
+
+// RoomToken is the resume token of the last message received in room.
+func (s *Subscription) RoomToken(room string) string { return s.tokens[room] }
 
 // Resumes counts how often the subscription has resumed after a break.
 func (s *Subscription) Resumes() int { return s.resumes }

@@ -276,3 +276,89 @@ func TestResumeThroughDisconnects(t *testing.T) {
 	}
 	t.Logf("%d messages, %d connections cut, %d resumes", n, cuts, sub.Resumes())
 }
+
+// TestMultiRoomStream: one stream follows several rooms, each from its own
+// start and in its own order, and resumes all of them after a break.
+func TestMultiRoomStream(t *testing.T) {
+	st := testenv.StartStack(t, nil)
+	proxy := testenv.NewProxy(t, st.Subscribe.Addr)
+	client := testenv.NewClient(t, st.Ingest.Addr, proxy.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rooms := []string{"multi-a", "multi-b", roomInOtherPartition(kafka.PartitionFor("multi-a", 3))}
+	for _, r := range rooms {
+		sendNumbered(t, ctx, st.Client, r, r+":", 0, 5)
+	}
+	sub, err := client.SubscribeRooms(ctx,
+		chatclient.RoomStart{Room: rooms[0], Start: chatclient.Earliest},
+		chatclient.RoomStart{Room: rooms[1], Start: chatclient.Last(2)},
+		chatclient.RoomStart{Room: rooms[2], Start: chatclient.Latest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var wg sync.WaitGroup
+	for _, r := range rooms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 5; i < 205; i++ {
+				if _, err := st.Client.Send(ctx, r, "alice", r+":"+strconv.Itoa(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	// Expected per room: a from 0, b from 3 (its last 2 of 5), c from 5.
+	next := map[string]int{rooms[0]: 0, rooms[1]: 3, rooms[2]: 5}
+	total := (205 - 0) + (205 - 3) + (205 - 5)
+	for i := range total {
+		m, err := sub.Recv()
+		if err != nil {
+			t.Fatalf("after %d: %v", i, err)
+		}
+		if want := m.GetRoom() + ":" + strconv.Itoa(next[m.GetRoom()]); m.GetText() != want {
+			t.Fatalf("room %s: got %q, want %q", m.GetRoom(), m.GetText(), want)
+		}
+		next[m.GetRoom()]++
+		if i == total/2 {
+			proxy.CutAll()
+		}
+	}
+	wg.Wait()
+	if sub.Resumes() == 0 {
+		t.Fatal("the stream was never cut")
+	}
+	for _, r := range rooms {
+		if next[r] != 205 {
+			t.Fatalf("room %s ended at %d", r, next[r])
+		}
+	}
+}
+
+// TestBadMultiRoomRequests: the rooms list is checked like a single room.
+func TestBadMultiRoomRequests(t *testing.T) {
+	st := testenv.StartStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	many := &chatv1.SubscribeRequest{}
+	for i := range 101 {
+		many.Rooms = append(many.Rooms, &chatv1.RoomStart{Room: fmt.Sprintf("r%d", i)})
+	}
+	for name, req := range map[string]*chatv1.SubscribeRequest{
+		"both forms":  {Room: "a", Rooms: []*chatv1.RoomStart{{Room: "b"}}},
+		"twice":       {Rooms: []*chatv1.RoomStart{{Room: "b"}, {Room: "b"}}},
+		"bad room":    {Rooms: []*chatv1.RoomStart{{Room: "b"}, {Room: "no way"}}},
+		"bad token":   {Rooms: []*chatv1.RoomStart{{Room: "b", Start: &chatv1.RoomStart_After{After: "zz"}}}},
+		"zero last":   {Room: "a", Start: &chatv1.SubscribeRequest_Last{}},
+		"too many":    many,
+		"empty after": {Room: "a", Start: &chatv1.SubscribeRequest_After{}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := rawSubscribeErr(ctx, st.Subscribe.Addr, t, req); status.Code(err) != codes.InvalidArgument {
+				t.Fatalf("got %v, want InvalidArgument", err)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -153,10 +154,7 @@ func (s *Service) getHub() *Hub {
 
 // Subscribe implements chat.v1.SubscribeService.Subscribe.
 func (s *Service) Subscribe(req *chatv1.SubscribeRequest, stream grpc.ServerStreamingServer[chatv1.SubscribeResponse]) error {
-	if err := message.ValidateRoom("room", req.GetRoom()); err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	from, err := startOf(req)
+	rooms, err := roomsOf(req)
 	if err != nil {
 		return err
 	}
@@ -169,65 +167,237 @@ func (s *Service) Subscribe(req *chatv1.SubscribeRequest, stream grpc.ServerStre
 	default:
 		return status.Error(codes.Unavailable, "subscribe service is starting: the consumer is catching up with Kafka")
 	}
-	ctx := stream.Context()
-	// The resume point the client would need if the stream ended now: the
-	// position before the start, then each message sent. It goes out in
-	// the headers and again in the trailers, whatever ends the stream.
-	var partition int32
-	var last int64
-	started := false
-	defer func() {
-		if started {
-			stream.SetTrailer(metadata.Pairs(message.HeaderResumeToken, hub.Token(partition, last)))
+	if len(rooms) == 1 {
+		return followOne(hub, rooms[0], stream)
+	}
+	return followMany(hub, rooms, stream)
+}
+
+// roomStart is one room of a subscription and where it starts.
+type roomStart struct {
+	room string
+	from From
+}
+
+// position tracks the resume point of one room of a stream: the position
+// before its start, then each message sent.
+type position struct {
+	room      string
+	partition int32
+	last      int64
+	known     bool
+}
+
+// resumeMD is metadata holding each room's resume token (and, for headers,
+// partition and start offset), in the order of the request's rooms.
+func resumeMD(hub *Hub, ps []*position, header bool) metadata.MD {
+	md := metadata.MD{}
+	for _, p := range ps {
+		if !p.known {
+			return nil
 		}
-	}()
+		md.Append(message.HeaderResumeToken, hub.Token(p.partition, p.last))
+		if header {
+			md.Append(message.HeaderPartition, strconv.Itoa(int(p.partition)))
+			md.Append(message.HeaderStartOffset, strconv.FormatInt(p.last+1, 10))
+		}
+	}
+	return md
+}
+
+// followOne serves a one-room stream on the handler's goroutine, the
+// common case, without a hop through another goroutine per message.
+func followOne(hub *Hub, rs roomStart, stream grpc.ServerStreamingServer[chatv1.SubscribeResponse]) error {
+	pos := &position{room: rs.room}
+	defer func() { stream.SetTrailer(resumeMD(hub, []*position{pos}, false)) }()
 	registered := func(p int32, offset int64) error {
-		partition, last, started = p, offset-1, true
-		return stream.SendHeader(metadata.Pairs(
-			message.HeaderPartition, strconv.Itoa(int(p)),
-			message.HeaderStartOffset, strconv.FormatInt(offset, 10),
-			message.HeaderResumeToken, hub.Token(p, offset-1),
-		))
+		pos.partition, pos.last, pos.known = p, offset-1, true
+		return stream.SendHeader(resumeMD(hub, []*position{pos}, true))
 	}
 	send := func(r *chatv1.SubscribeResponse) error {
 		if err := stream.Send(r); err != nil {
 			return err
 		}
-		last = r.GetMessage().GetPosition().GetOffset()
+		pos.last = r.GetMessage().GetPosition().GetOffset()
 		return nil
 	}
-	return hub.Follow(ctx, req.GetRoom(), from, registered, send)
+	return hub.Follow(stream.Context(), rs.room, rs.from, registered, send)
+}
+
+// followMany serves a multi-room stream: one Follow per room, each in its
+// own goroutine and order, funnelled into the one goroutine that may send
+// on the stream. The first room to fail ends the whole stream.
+func followMany(hub *Hub, rooms []roomStart, stream grpc.ServerStreamingServer[chatv1.SubscribeResponse]) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	var mu sync.Mutex // guards positions until headers are sent
+	positions := make([]*position, len(rooms))
+	byRoom := map[string]*position{}
+	for i, rs := range rooms {
+		positions[i] = &position{room: rs.room}
+		byRoom[rs.room] = positions[i]
+	}
+	registeredCh := make(chan struct{}, len(rooms))
+	out := make(chan *chatv1.SubscribeResponse)
+	errs := make(chan error, len(rooms))
+	var wg sync.WaitGroup
+	for i, rs := range rooms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- hub.Follow(ctx, rs.room, rs.from,
+				func(p int32, offset int64) error {
+					mu.Lock()
+					positions[i].partition, positions[i].last, positions[i].known = p, offset-1, true
+					mu.Unlock()
+					registeredCh <- struct{}{}
+					return nil
+				},
+				func(r *chatv1.SubscribeResponse) error {
+					select {
+					case out <- r:
+						return nil
+					case <-ctx.Done():
+						return status.FromContextError(ctx.Err()).Err()
+					}
+				})
+		}()
+	}
+	defer wg.Wait()
+	defer cancel()
+	for range rooms {
+		select {
+		case <-registeredCh:
+		case err := <-errs:
+			return err
+		}
+	}
+	mu.Lock()
+	header := resumeMD(hub, positions, true)
+	mu.Unlock()
+	if err := stream.SendHeader(header); err != nil {
+		return err
+	}
+	defer func() { stream.SetTrailer(resumeMD(hub, positions, false)) }()
+	for {
+		select {
+		case r := <-out:
+			if err := stream.Send(r); err != nil {
+				return err
+			}
+			byRoom[r.GetMessage().GetRoom()].last = r.GetMessage().GetPosition().GetOffset()
+		case err := <-errs:
+			return err
+		}
+	}
 }
 
 // MaxLast is the largest history on join a Subscribe may ask for.
 const MaxLast = 10000
 
-// startOf reads the request's start position.
-func startOf(req *chatv1.SubscribeRequest) (From, error) {
-	switch start := req.GetStart().(type) {
-	case nil:
-		return From{Latest: true}, nil
-	case *chatv1.SubscribeRequest_Position:
-		switch start.Position {
-		case chatv1.StartPosition_START_POSITION_UNSPECIFIED, chatv1.StartPosition_START_POSITION_LATEST:
-			return From{Latest: true}, nil
-		case chatv1.StartPosition_START_POSITION_EARLIEST:
-			return From{Earliest: true}, nil
-		default:
-			return From{}, status.Errorf(codes.InvalidArgument, "invalid position: unknown start position %d", start.Position)
+// MaxRooms is the most rooms one stream may follow.
+const MaxRooms = 100
+
+// startSource is what SubscribeRequest and RoomStart have in common.
+type startSource interface {
+	GetPosition() chatv1.StartPosition
+	GetAfter() string
+	GetLast() uint32
+}
+
+// roomsOf reads the request's rooms and their start positions.
+func roomsOf(req *chatv1.SubscribeRequest) ([]roomStart, error) {
+	if len(req.GetRooms()) == 0 {
+		if err := message.ValidateRoom("room", req.GetRoom()); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
-	case *chatv1.SubscribeRequest_After:
-		t, err := token.Decode(start.After)
+		from, err := startOf(requestStartKind(req), req, "")
 		if err != nil {
-			return From{}, status.Errorf(codes.InvalidArgument, "invalid after: %v", err)
+			return nil, err
+		}
+		return []roomStart{{req.GetRoom(), from}}, nil
+	}
+	if req.GetRoom() != "" || req.GetStart() != nil {
+		return nil, status.Error(codes.InvalidArgument, "invalid rooms: give either room (and a start) or rooms, not both")
+	}
+	if len(req.GetRooms()) > MaxRooms {
+		return nil, status.Errorf(codes.InvalidArgument, "invalid rooms: %d rooms, at most %d", len(req.GetRooms()), MaxRooms)
+	}
+	seen := map[string]bool{}
+	var out []roomStart
+	for i, rs := range req.GetRooms() {
+		field := fmt.Sprintf("rooms[%d].room", i)
+		if err := message.ValidateRoom(field, rs.GetRoom()); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		if seen[rs.GetRoom()] {
+			return nil, status.Errorf(codes.InvalidArgument, "invalid %s: room %q is named twice", field, rs.GetRoom())
+		}
+		seen[rs.GetRoom()] = true
+		from, err := startOf(roomStartKind(rs), rs, fmt.Sprintf("rooms[%d].", i))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, roomStart{rs.GetRoom(), from})
+	}
+	return out, nil
+}
+
+// startKind is which start field a request set.
+type startKind int
+
+const (
+	startNone startKind = iota
+	startPosition
+	startAfter
+	startLast
+)
+
+func requestStartKind(r *chatv1.SubscribeRequest) startKind {
+	switch r.GetStart().(type) {
+	case *chatv1.SubscribeRequest_Position:
+		return startPosition
+	case *chatv1.SubscribeRequest_After:
+		return startAfter
+	case *chatv1.SubscribeRequest_Last:
+		return startLast
+	}
+	return startNone
+}
+
+func roomStartKind(r *chatv1.RoomStart) startKind {
+	switch r.GetStart().(type) {
+	case *chatv1.RoomStart_Position:
+		return startPosition
+	case *chatv1.RoomStart_After:
+		return startAfter
+	case *chatv1.RoomStart_Last:
+		return startLast
+	}
+	return startNone
+}
+
+// startOf reads a start position; prefix names the field in errors.
+func startOf(kind startKind, src startSource, prefix string) (From, error) {
+	switch kind {
+	case startAfter:
+		t, err := token.Decode(src.GetAfter())
+		if err != nil {
+			return From{}, status.Errorf(codes.InvalidArgument, "invalid %safter: %v", prefix, err)
 		}
 		return From{After: &t}, nil
-	case *chatv1.SubscribeRequest_Last:
-		if start.Last == 0 || start.Last > MaxLast {
-			return From{}, status.Errorf(codes.InvalidArgument, "invalid last: want 1-%d, got %d", MaxLast, start.Last)
+	case startLast:
+		if src.GetLast() == 0 || src.GetLast() > MaxLast {
+			return From{}, status.Errorf(codes.InvalidArgument, "invalid %slast: want 1-%d, got %d", prefix, MaxLast, src.GetLast())
 		}
-		return From{Last: int(start.Last)}, nil
+		return From{Last: int(src.GetLast())}, nil
+	}
+	switch pos := src.GetPosition(); pos {
+	case chatv1.StartPosition_START_POSITION_UNSPECIFIED, chatv1.StartPosition_START_POSITION_LATEST:
+		return From{Latest: true}, nil
+	case chatv1.StartPosition_START_POSITION_EARLIEST:
+		return From{Earliest: true}, nil
 	default:
-		return From{}, status.Errorf(codes.InvalidArgument, "invalid start: unsupported %T", start)
+		return From{}, status.Errorf(codes.InvalidArgument, "invalid %sposition: unknown start position %d", prefix, pos)
 	}
 }

@@ -364,7 +364,11 @@ type SubscribeRequest struct {
 	//	*SubscribeRequest_Position
 	//	*SubscribeRequest_After
 	//	*SubscribeRequest_Last
-	Start         isSubscribeRequest_Start `protobuf_oneof:"start"`
+	Start isSubscribeRequest_Start `protobuf_oneof:"start"`
+	// Instead of room and start: several rooms on one stream, each from its
+	// own start and in its own order (messages of different rooms interleave
+	// as they arrive). At most 100 rooms, each named once.
+	Rooms         []*RoomStart `protobuf:"bytes,5,rep,name=rooms" json:"rooms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -440,6 +444,13 @@ func (x *SubscribeRequest) GetLast() uint32 {
 	return 0
 }
 
+func (x *SubscribeRequest) GetRooms() []*RoomStart {
+	if x != nil {
+		return x.Rooms
+	}
+	return nil
+}
+
 type isSubscribeRequest_Start interface {
 	isSubscribeRequest_Start()
 }
@@ -468,6 +479,119 @@ func (*SubscribeRequest_After) isSubscribeRequest_Start() {}
 
 func (*SubscribeRequest_Last) isSubscribeRequest_Start() {}
 
+// RoomStart is one room of a multi-room subscription and where it starts.
+type RoomStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Room to follow (same rules as SendRequest.room).
+	Room string `protobuf:"bytes,1,opt,name=room" json:"room,omitempty"`
+	// Where this room starts; the same choices as SubscribeRequest's start.
+	//
+	// Types that are valid to be assigned to Start:
+	//
+	//	*RoomStart_Position
+	//	*RoomStart_After
+	//	*RoomStart_Last
+	Start         isRoomStart_Start `protobuf_oneof:"start"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoomStart) Reset() {
+	*x = RoomStart{}
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoomStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomStart) ProtoMessage() {}
+
+func (x *RoomStart) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomStart.ProtoReflect.Descriptor instead.
+func (*RoomStart) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RoomStart) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *RoomStart) GetStart() isRoomStart_Start {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *RoomStart) GetPosition() StartPosition {
+	if x != nil {
+		if x, ok := x.Start.(*RoomStart_Position); ok {
+			return x.Position
+		}
+	}
+	return StartPosition_START_POSITION_UNSPECIFIED
+}
+
+func (x *RoomStart) GetAfter() string {
+	if x != nil {
+		if x, ok := x.Start.(*RoomStart_After); ok {
+			return x.After
+		}
+	}
+	return ""
+}
+
+func (x *RoomStart) GetLast() uint32 {
+	if x != nil {
+		if x, ok := x.Start.(*RoomStart_Last); ok {
+			return x.Last
+		}
+	}
+	return 0
+}
+
+type isRoomStart_Start interface {
+	isRoomStart_Start()
+}
+
+type RoomStart_Position struct {
+	// A fixed start position.
+	Position StartPosition `protobuf:"varint,2,opt,name=position,enum=chat.v1.StartPosition,oneof"`
+}
+
+type RoomStart_After struct {
+	// Resume right after the message that came with this token.
+	After string `protobuf:"bytes,3,opt,name=after,oneof"`
+}
+
+type RoomStart_Last struct {
+	// The room's last `last` messages, then live ones.
+	Last uint32 `protobuf:"varint,4,opt,name=last,oneof"`
+}
+
+func (*RoomStart_Position) isRoomStart_Start() {}
+
+func (*RoomStart_After) isRoomStart_Start() {}
+
+func (*RoomStart_Last) isRoomStart_Start() {}
+
 // SubscribeResponse is one event of a subscription.
 type SubscribeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -483,7 +607,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +619,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +632,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubscribeResponse) GetMessage() *ChatMessage {
@@ -547,8 +671,15 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x04text\x18\x03 \x01(\tB\x05\xaa\x01\x02 \x03R\x04text\x121\n" +
 	"\x11client_message_id\x18\x04 \x01(\tB\x05\xaa\x01\x02 \x03R\x0fclientMessageId\">\n" +
 	"\fSendResponse\x12.\n" +
-	"\amessage\x18\x01 \x01(\v2\x14.chat.v1.ChatMessageR\amessage\"\xa1\x01\n" +
+	"\amessage\x18\x01 \x01(\v2\x14.chat.v1.ChatMessageR\amessage\"\xcb\x01\n" +
 	"\x10SubscribeRequest\x12\x19\n" +
+	"\x04room\x18\x01 \x01(\tB\x05\xaa\x01\x02 \x03R\x04room\x124\n" +
+	"\bposition\x18\x02 \x01(\x0e2\x16.chat.v1.StartPositionH\x00R\bposition\x12\x1d\n" +
+	"\x05after\x18\x03 \x01(\tB\x05\xaa\x01\x02 \x03H\x00R\x05after\x12\x14\n" +
+	"\x04last\x18\x04 \x01(\rH\x00R\x04last\x12(\n" +
+	"\x05rooms\x18\x05 \x03(\v2\x12.chat.v1.RoomStartR\x05roomsB\a\n" +
+	"\x05start\"\x9a\x01\n" +
+	"\tRoomStart\x12\x19\n" +
 	"\x04room\x18\x01 \x01(\tB\x05\xaa\x01\x02 \x03R\x04room\x124\n" +
 	"\bposition\x18\x02 \x01(\x0e2\x16.chat.v1.StartPositionH\x00R\bposition\x12\x1d\n" +
 	"\x05after\x18\x03 \x01(\tB\x05\xaa\x01\x02 \x03H\x00R\x05after\x12\x14\n" +
@@ -580,7 +711,7 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(StartPosition)(0),            // 0: chat.v1.StartPosition
 	(*ChatMessage)(nil),           // 1: chat.v1.ChatMessage
@@ -588,24 +719,27 @@ var file_chat_v1_chat_proto_goTypes = []any{
 	(*SendRequest)(nil),           // 3: chat.v1.SendRequest
 	(*SendResponse)(nil),          // 4: chat.v1.SendResponse
 	(*SubscribeRequest)(nil),      // 5: chat.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),     // 6: chat.v1.SubscribeResponse
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*RoomStart)(nil),             // 6: chat.v1.RoomStart
+	(*SubscribeResponse)(nil),     // 7: chat.v1.SubscribeResponse
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
-	7, // 0: chat.v1.ChatMessage.server_time:type_name -> google.protobuf.Timestamp
+	8, // 0: chat.v1.ChatMessage.server_time:type_name -> google.protobuf.Timestamp
 	2, // 1: chat.v1.ChatMessage.position:type_name -> chat.v1.Position
 	1, // 2: chat.v1.SendResponse.message:type_name -> chat.v1.ChatMessage
 	0, // 3: chat.v1.SubscribeRequest.position:type_name -> chat.v1.StartPosition
-	1, // 4: chat.v1.SubscribeResponse.message:type_name -> chat.v1.ChatMessage
-	3, // 5: chat.v1.IngestService.Send:input_type -> chat.v1.SendRequest
-	5, // 6: chat.v1.SubscribeService.Subscribe:input_type -> chat.v1.SubscribeRequest
-	4, // 7: chat.v1.IngestService.Send:output_type -> chat.v1.SendResponse
-	6, // 8: chat.v1.SubscribeService.Subscribe:output_type -> chat.v1.SubscribeResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	6, // 4: chat.v1.SubscribeRequest.rooms:type_name -> chat.v1.RoomStart
+	0, // 5: chat.v1.RoomStart.position:type_name -> chat.v1.StartPosition
+	1, // 6: chat.v1.SubscribeResponse.message:type_name -> chat.v1.ChatMessage
+	3, // 7: chat.v1.IngestService.Send:input_type -> chat.v1.SendRequest
+	5, // 8: chat.v1.SubscribeService.Subscribe:input_type -> chat.v1.SubscribeRequest
+	4, // 9: chat.v1.IngestService.Send:output_type -> chat.v1.SendResponse
+	7, // 10: chat.v1.SubscribeService.Subscribe:output_type -> chat.v1.SubscribeResponse
+	9, // [9:11] is the sub-list for method output_type
+	7, // [7:9] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -618,13 +752,18 @@ func file_chat_v1_chat_proto_init() {
 		(*SubscribeRequest_After)(nil),
 		(*SubscribeRequest_Last)(nil),
 	}
+	file_chat_v1_chat_proto_msgTypes[5].OneofWrappers = []any{
+		(*RoomStart_Position)(nil),
+		(*RoomStart_After)(nil),
+		(*RoomStart_Last)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
