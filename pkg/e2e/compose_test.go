@@ -72,6 +72,15 @@ func TestComposeFile(t *testing.T) {
 		t.Error("kafka is not in KRaft combined mode")
 	}
 	checkPublished(t, kafka, 29092)
+	// The data volume must be where Kafka writes, or it keeps nothing.
+	logDirs := env(t, kafka, "KAFKA_LOG_DIRS")
+	mounted := false
+	for _, v := range kafka.Volumes {
+		mounted = mounted || v.Target == logDirs
+	}
+	if !mounted {
+		t.Errorf("KAFKA_LOG_DIRS=%s is not on a volume: %v", logDirs, kafka.Volumes)
+	}
 
 	known := settings()
 	for name, port := range map[string]uint32{"ingest": 8081, "subscribe": 8082} {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 
@@ -34,14 +33,6 @@ func (r *recordSpec) record(topic, room string) *kgo.Record {
 		rec.Headers = []kgo.RecordHeader{{Key: record.HeaderContentType, Value: []byte(r.contentType)}}
 	}
 	return rec
-}
-
-// errorsUnwrap unwraps the client library's wrapping to reach the status.
-func errorsUnwrap(err error) error {
-	if u := errors.Unwrap(err); u != nil {
-		return u
-	}
-	return err
 }
 
 // rawSubscribe opens a Subscribe stream without the client library (which

@@ -65,9 +65,10 @@ type TopicSpec struct {
 
 // TopicInfo describes a topic that is ready to use.
 type TopicInfo struct {
-	Name       string
-	ID         kadm.TopicID
-	Partitions int32
+	Name              string
+	ID                kadm.TopicID
+	Partitions        int32
+	ReplicationFactor int16
 }
 
 // EnsureTopic creates the topic, treating "already exists" as success (with
@@ -88,12 +89,12 @@ func EnsureTopic(ctx context.Context, adm *kadm.Client, spec TopicSpec, logger *
 			return nil
 		case resp.Topic != "" && !kerr.IsRetriable(err):
 			// The broker answered and refused this topic: retrying will not help.
-			msg := err.Error()
+			detail := ""
 			if resp.ErrMessage != "" {
-				msg += ": " + resp.ErrMessage
+				detail = " (" + resp.ErrMessage + ")"
 			}
-			return backoff.Permanent(fmt.Errorf("creating topic %q (partitions=%d, replication factor=%d): %s: %w",
-				spec.Name, spec.Partitions, spec.ReplicationFactor, msg, err))
+			return backoff.Permanent(fmt.Errorf("creating topic %q (partitions=%d, replication factor=%d): %w%s",
+				spec.Name, spec.Partitions, spec.ReplicationFactor, err, detail))
 		default:
 			return fmt.Errorf("creating topic %q: %w", spec.Name, err)
 		}
@@ -106,9 +107,10 @@ func EnsureTopic(ctx context.Context, adm *kadm.Client, spec TopicSpec, logger *
 	if err != nil {
 		return TopicInfo{}, err
 	}
-	if info.Partitions != spec.Partitions {
-		logger.Warn("topic's partition count differs from the configured one; the existing topic is used as it is",
-			"topic", spec.Name, "partitions", info.Partitions, "configured", spec.Partitions)
+	if info.Partitions != spec.Partitions || info.ReplicationFactor != spec.ReplicationFactor {
+		logger.Warn("the existing topic differs from the configured partitions or replication factor; it is used as it is",
+			"topic", spec.Name, "partitions", info.Partitions, "configured_partitions", spec.Partitions,
+			"replication_factor", info.ReplicationFactor, "configured_replication_factor", spec.ReplicationFactor)
 	}
 	return info, nil
 }
@@ -136,7 +138,8 @@ func WaitTopicReady(ctx context.Context, adm *kadm.Client, topic string, logger 
 				return fmt.Errorf("topic %q partition %d has no leader yet (err: %v)", topic, p.Partition, p.Err)
 			}
 		}
-		info = TopicInfo{Name: topic, ID: d.ID, Partitions: int32(len(d.Partitions))}
+		info = TopicInfo{Name: topic, ID: d.ID, Partitions: int32(len(d.Partitions)),
+			ReplicationFactor: int16(len(d.Partitions[0].Replicas))}
 		return nil
 	}
 	policy := backoff.Policy{Initial: 50 * time.Millisecond, Max: 2 * time.Second}

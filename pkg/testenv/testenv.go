@@ -49,6 +49,10 @@ func Real() bool { return os.Getenv("KAFKA_BROKERS") != "" }
 func StartBroker(t testing.TB) *Broker {
 	t.Helper()
 	if addrs := os.Getenv("KAFKA_BROKERS"); addrs != "" {
+		realOnce.Do(func() { realErr = probe(addrs) })
+		if realErr != nil {
+			t.Fatalf("KAFKA_BROKERS=%s: %v", addrs, realErr)
+		}
 		return &Broker{Addrs: addrs}
 	}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
@@ -57,6 +61,27 @@ func StartBroker(t testing.TB) *Broker {
 	}
 	t.Cleanup(c.Close)
 	return &Broker{Addrs: strings.Join(c.ListenAddrs(), ","), Fake: c}
+}
+
+var (
+	realOnce sync.Once
+	realErr  error
+)
+
+// probe fails fast, once per test binary, when nothing answers at the
+// real broker's address: each test would otherwise wait out its retries.
+func probe(addrs string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.SplitBrokers(addrs)...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).ListBrokers(ctx); err != nil {
+		return fmt.Errorf("no Kafka answers there (start one with make kafka-up): %w", err)
+	}
+	return nil
 }
 
 // Admin returns a kadm client for the broker, closed at cleanup.
