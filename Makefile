@@ -11,7 +11,7 @@ STATICCHECK_VERSION        := v0.8.2
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help demo test test-short test-kafka kafka-up kafka-down build tools generate checkgenerate lint fmt clean
+.PHONY: bench help demo test test-short test-kafka kafka-up kafka-down build tools generate checkgenerate lint fmt clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -70,3 +70,6 @@ kafka-down: ## stop it
 
 clean: ## remove built binaries and caches of this repo
 	rm -rf $(BIN) .cache
+
+bench: ## benchmarks next to same-run baselines; writes BENCHMARKS.md and BENCHMARKS.json (also on KAFKA_BROKERS if set)
+	$(GO) run ./services/bench

@@ -1,0 +1,157 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kafkachat/kafkachat/pkg/chatclient"
+	"github.com/kafkachat/kafkachat/pkg/kafka"
+)
+
+// scenarioLatency: Send start to receipt by a subscriber, at fixed rates,
+// against raw franz-go produce-to-consume on the same broker.
+func scenarioLatency(ctx context.Context, e *env, o Options) (Result, error) {
+	res := Result{Scenario: "2. End-to-end latency", Broker: e.name,
+		Setup: fmt.Sprintf("Open loop at 1,000 and 5,000 msg/s for %v each: each message is sent in its own goroutine at its due time (Send through the ingest service), and the time from the start of its Send to its receipt by a subscriber of the room (through the subscribe service) is recorded. One room; everything in one process.", o.Duration),
+		Baseline: "raw franz-go on the same broker: a producer (acks=all, idempotent, no linger) and a consumer reading the partition, the time from Produce to receipt."}
+	topic, err := e.topic(ctx, 3)
+	if err != nil {
+		return res, err
+	}
+	ingestAddr, subAddr, _, err := e.services(ctx, topic, 100000)
+	if err != nil {
+		return res, err
+	}
+	client, err := chatclient.New(ingestAddr, subAddr)
+	if err != nil {
+		return res, err
+	}
+	defer client.Close()
+	for _, rate := range []int{1000, 5000} {
+		base, err := rawLatency(ctx, e, topic, rate, o)
+		if err != nil {
+			return res, err
+		}
+		ours, err := chatLatency(ctx, client, rate, o)
+		if err != nil {
+			return res, err
+		}
+		os, bs := ours.Summary(), base.Summary()
+		limit := 1.5*bs.P99 + 1
+		res.Figures = append(res.Figures,
+			fig(fmt.Sprintf("p50 at %d msg/s", rate), "ms", os.P50, bs.P50),
+			fig(fmt.Sprintf("p99 at %d msg/s", rate), "ms", os.P99, bs.P99).target(fmt.Sprintf("<= 1.5x raw + 1 ms (%.3g ms)", limit), os.P99 <= limit),
+			fig(fmt.Sprintf("p99.9 at %d msg/s", rate), "ms", os.P999, bs.P999),
+			fig(fmt.Sprintf("received at %d msg/s", rate), "msgs", float64(os.Count), float64(bs.Count)),
+		)
+	}
+	return res, nil
+}
+
+// chatLatency measures Send-to-receipt through the services.
+func chatLatency(ctx context.Context, client *chatclient.Client, rate int, o Options) (*Latencies, error) {
+	room := fmt.Sprintf("latency-%d", rate)
+	sub, err := client.Subscribe(ctx, room, chatclient.Latest)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Close()
+	var starts sync.Map
+	lat := &Latencies{}
+	total := rate * int(o.Duration/time.Second)
+	got := make(chan error, 1)
+	go func() {
+		for range total {
+			m, err := sub.Recv()
+			if err != nil {
+				got <- err
+				return
+			}
+			if t0, ok := starts.Load(m.GetText()); ok {
+				lat.Add(time.Since(t0.(time.Time)))
+			}
+		}
+		got <- nil
+	}()
+	var sendErr error
+	var once sync.Once
+	p := startProgressCount(o, fmt.Sprintf("Send->receive at %d msg/s", rate), lat)
+	openLoop(ctx, rate, o.Duration, func(i int) {
+		id := strconv.Itoa(i)
+		starts.Store(id, time.Now())
+		if _, err := client.Send(ctx, room, "bench", id); err != nil {
+			once.Do(func() { sendErr = err })
+		}
+	})
+	if sendErr != nil {
+		p.end()
+		return nil, sendErr
+	}
+	select {
+	case err := <-got:
+		p.end()
+		return lat, err
+	case <-time.After(30 * time.Second):
+		p.end()
+		return lat, fmt.Errorf("only %d of %d messages arrived", lat.Count(), total)
+	}
+}
+
+// rawLatency measures Produce-to-receipt with plain franz-go clients.
+func rawLatency(ctx context.Context, e *env, topic string, rate int, o Options) (*Latencies, error) {
+	key := fmt.Sprintf("raw-%d", rate)
+	part := kafka.PartitionFor(key, 3)
+	producer, err := e.client(kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kafka.Partitioner()), kgo.ProducerLinger(0))
+	if err != nil {
+		return nil, err
+	}
+	// Find the end first, so the consumer starts exactly there.
+	warm := &kgo.Record{Key: []byte(key), Value: []byte("warm-up")}
+	if err := producer.ProduceSync(ctx, warm).FirstErr(); err != nil {
+		return nil, err
+	}
+	consumer, err := e.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: kgo.NewOffset().At(warm.Offset + 1)}}))
+	if err != nil {
+		return nil, err
+	}
+	var starts sync.Map
+	lat := &Latencies{}
+	total := rate * int(o.Duration/time.Second)
+	got := make(chan error, 1)
+	go func() {
+		n := 0
+		for n < total {
+			fs := consumer.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				got <- err
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				if t0, ok := starts.Load(string(r.Value)); ok {
+					lat.Add(time.Since(t0.(time.Time)))
+				}
+				n++
+			})
+		}
+		got <- nil
+	}()
+	p := startProgressCount(o, fmt.Sprintf("raw produce->consume at %d msg/s", rate), lat)
+	openLoop(ctx, rate, o.Duration, func(i int) {
+		id := strconv.Itoa(i)
+		starts.Store(id, time.Now())
+		producer.Produce(ctx, &kgo.Record{Key: []byte(key), Value: []byte(id)}, nil)
+	})
+	select {
+	case err := <-got:
+		p.end()
+		return lat, err
+	case <-time.After(30 * time.Second):
+		p.end()
+		return lat, fmt.Errorf("raw: only %d of %d records arrived", lat.Count(), total)
+	}
+}

@@ -1,0 +1,88 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+
+	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
+)
+
+// noopIngest answers Send at once: the gRPC ceiling a Send can approach.
+type noopIngest struct {
+	chatv1.UnimplementedIngestServiceServer
+}
+
+func (noopIngest) Send(context.Context, *chatv1.SendRequest) (*chatv1.SendResponse, error) {
+	return &chatv1.SendResponse{}, nil
+}
+
+var text200 = strings.Repeat("x", 200)
+
+// sendLoad drives Send on conn from callers goroutines for d.
+func sendLoad(ctx context.Context, out io.Writer, name string, conn *grpc.ClientConn, callers int, d time.Duration) (float64, *Latencies, error) {
+	client := chatv1.NewIngestServiceClient(conn)
+	return closedLoop(ctx, out, name, callers, d, func(ctx context.Context, w, _ int) error {
+		_, err := client.Send(ctx, &chatv1.SendRequest{Room: fmt.Sprintf("room-%d", w%8), User: "bench", Text: text200})
+		return err
+	})
+}
+
+// sendFigures compares one concurrency level with its baseline.
+func sendFigures(callers int, ours, base float64, ol, bl *Latencies, target bool) []Figure {
+	rate := fig(fmt.Sprintf("Send/s, %d callers", callers), "msg/s", ours, base)
+	if target {
+		rate = rate.target(">= 0.7x no-op", rate.Ratio >= 0.7)
+	}
+	os, bs := ol.Summary(), bl.Summary()
+	return []Figure{
+		rate,
+		fig(fmt.Sprintf("p50, %d callers", callers), "ms", os.P50, bs.P50),
+		fig(fmt.Sprintf("p99, %d callers", callers), "ms", os.P99, bs.P99),
+		fig(fmt.Sprintf("p99.9, %d callers", callers), "ms", os.P999, bs.P999),
+	}
+}
+
+func scenarioSend(ctx context.Context, e *env, o Options) (Result, error) {
+	res := Result{Scenario: "1. Send throughput", Broker: e.name,
+		Setup: fmt.Sprintf("Closed loop: 1, 16 and 64 callers sharing one connection, each sending 200-byte messages to one of 8 rooms as fast as answers come, %v each. Client and services in one process, over loopback TCP; topic of 3 partitions.", o.Duration),
+		Baseline: "the same load generator against a no-op Send handler behind the same gRPC server plumbing (interceptors, health, keepalive), in the same process."}
+	topic, err := e.topic(ctx, 3)
+	if err != nil {
+		return res, err
+	}
+	ingestAddr, _, _, err := e.services(ctx, topic, 1024)
+	if err != nil {
+		return res, err
+	}
+	noopAddr, err := e.serveGRPC(func(s *grpc.Server) { chatv1.RegisterIngestServiceServer(s, noopIngest{}) })
+	if err != nil {
+		return res, err
+	}
+	conn, err := dial(ingestAddr)
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close()
+	noop, err := dial(noopAddr)
+	if err != nil {
+		return res, err
+	}
+	defer noop.Close()
+	for _, c := range []int{1, 16, 64} {
+		base, bl, err := sendLoad(ctx, o.Progress, fmt.Sprintf("no-op Send, %d callers", c), noop, c, o.Duration)
+		if err != nil {
+			return res, err
+		}
+		ours, ol, err := sendLoad(ctx, o.Progress, fmt.Sprintf("Send, %d callers", c), conn, c, o.Duration)
+		if err != nil {
+			return res, err
+		}
+		res.Figures = append(res.Figures, sendFigures(c, ours, base, ol, bl, c == 64)...)
+	}
+	return res, nil
+}
