@@ -45,6 +45,11 @@ type Server struct {
 // service says otherwise), reflection, keepalive and interceptors.
 func New(logger *slog.Logger, ka Keepalive, opts ...grpc.ServerOption) *Server {
 	base := []grpc.ServerOption{
+		// Per-connection buffers dominate the memory of idle streams: a
+		// shared write buffer is only held while writing, and a small read
+		// buffer is plenty for requests of a few KiB.
+		grpc.SharedWriteBuffer(true),
+		grpc.ReadBufferSize(8 << 10),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: ka.Time, Timeout: ka.Timeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalivePolicy),
 		grpc.ChainUnaryInterceptor(unaryInterceptor(logger)),

@@ -385,7 +385,7 @@ func (h *Hub) Follow(ctx context.Context, room string, from From, registered fun
 	defer cancel()
 	defer context.AfterFunc(h.life, cancel)()
 	p := h.partitions[kafka.PartitionFor(room, int32(len(h.partitions)))]
-	s := &subscriber{room: room, queue: make(chan *entry, h.queueLen), done: make(chan struct{}), hub: h}
+	s := &subscriber{room: room, limit: h.queueLen, wake: make(chan struct{}, 1), done: make(chan struct{}), hub: h}
 
 	var startAt int64
 	var err error
@@ -461,12 +461,17 @@ func (h *Hub) Follow(ctx context.Context, room string, from From, registered fun
 			return err
 		}
 	}
+	var batch []*entry
 	for {
 		select {
-		case e := <-s.queue:
-			if err := deliver(e); err != nil {
-				return err
+		case <-s.wake:
+			batch = s.take(batch[:0])
+			for _, e := range batch {
+				if err := deliver(e); err != nil {
+					return err
+				}
 			}
+			clear(batch) // let delivered entries go once the window drops them
 		case <-s.done:
 			return s.status(p.id, last)
 		case <-ctx.Done():
@@ -615,10 +620,17 @@ func (h *Hub) roomOffsets(ctx context.Context, partition int32, room string, fro
 // subscriber is one live subscription. next and membership are guarded by
 // its partition's lock.
 type subscriber struct {
-	room  string
-	hub   *Hub
-	next  int64
-	queue chan *entry
+	room string
+	hub  *Hub
+	next int64
+
+	// The queue is a slice that grows as needed up to limit rather than a
+	// channel: a channel allocates its whole capacity up front, which for
+	// thousands of idle subscribers is most of their memory.
+	qmu   sync.Mutex
+	queue []*entry
+	limit int
+	wake  chan struct{} // a token here means the queue may hold entries
 
 	once   sync.Once
 	done   chan struct{}
@@ -637,13 +649,35 @@ func (s *subscriber) offer(e *entry) {
 		return
 	default:
 	}
-	select {
-	case s.queue <- e:
-		s.next = e.offset + 1
-	default:
-		s.hub.evicted.Add(1)
-		s.end(codes.ResourceExhausted, fmt.Sprintf("subscriber too slow: %d messages were waiting to be sent", cap(s.queue)))
+	s.qmu.Lock()
+	full := len(s.queue) >= s.limit
+	if !full {
+		s.queue = append(s.queue, e)
 	}
+	s.qmu.Unlock()
+	if full {
+		s.hub.evicted.Add(1)
+		s.end(codes.ResourceExhausted, fmt.Sprintf("subscriber too slow: %d messages were waiting to be sent", s.limit))
+		return
+	}
+	s.next = e.offset + 1
+	select {
+	case s.wake <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// take moves the queued entries into buf, leaving the queue empty.
+func (s *subscriber) take(buf []*entry) []*entry {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	buf = append(buf, s.queue...)
+	clear(s.queue)
+	s.queue = s.queue[:0]
+	if cap(s.queue) > 256 {
+		s.queue = nil // a burst is over: do not hold its memory
+	}
+	return buf
 }
 
 // status is the final status of a subscription the hub ended. It names the
