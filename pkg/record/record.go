@@ -44,8 +44,11 @@ var ErrMalformed = errors.New("malformed chat record")
 // not written: Kafka assigns it. The record's partition is left to the
 // producer's partitioner, which must hash the key.
 func Encode(topic string, m *chatv1.ChatMessage) (*kgo.Record, error) {
-	stored := proto.Clone(m).(*chatv1.ChatMessage)
-	stored.Position = nil
+	stored := m
+	if m.GetPosition() != nil { // rare: the ingest path encodes before Kafka assigns one
+		stored = proto.Clone(m).(*chatv1.ChatMessage)
+		stored.Position = nil
+	}
 	value, err := proto.Marshal(stored)
 	if err != nil {
 		return nil, fmt.Errorf("encoding chat message: %w", err)

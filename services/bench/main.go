@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -21,15 +22,27 @@ func run(ctx context.Context, args []string) error {
 		return bench.ServeNoop(ctx, addr)
 	}
 	o := bench.Options{Progress: os.Stderr}
-	var md, js string
+	var md, js, cpuprofile string
 	set := config.New("bench")
 	set.String(&o.Brokers, "brokers", "KAFKA_BROKERS", "", "a real Kafka to measure on as well as the embedded broker")
 	set.Duration(&o.Duration, "duration", "BENCH_DURATION", 10*time.Second, "length of each timed measurement")
 	set.String(&o.Scenarios, "scenarios", "BENCH_SCENARIOS", "", "scenarios to run, by number (e.g. 1,3); empty runs all")
 	set.String(&md, "md", "BENCH_MD", "BENCHMARKS.md", "Markdown report to write (empty: none)")
 	set.String(&js, "json", "BENCH_JSON", "BENCHMARKS.json", "JSON report to write (empty: none)")
+	set.String(&cpuprofile, "cpuprofile", "BENCH_CPUPROFILE", "", "write a CPU profile of the whole run (client, services and embedded broker) here")
 	if err := set.Parse(args, os.LookupEnv); err != nil {
 		return &app.UsageError{Err: err}
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	o.Command = "make bench"
 	if o.Duration != 10*time.Second || o.Scenarios != "" {
