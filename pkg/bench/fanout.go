@@ -131,7 +131,7 @@ func stampedText() string { return strconv.FormatInt(time.Now().UnixNano(), 10) 
 func scenarioFanout(ctx context.Context, e *env, o Options) (Result, error) {
 	const n = 1000
 	res := Result{Scenario: "3. Fan-out to 1,000 subscribers", Broker: e.name,
-		Setup: fmt.Sprintf("1,000 subscribers of one room, each on its own gRPC connection (clients with static 1 MiB flow-control windows), everything in one process. First 100 msg/s for %v, then as fast as 16 closed-loop senders go for %v. Latency is from the start of Send to receipt.", o.Duration, o.Duration),
+		Setup:    fmt.Sprintf("1,000 subscribers of one room, each on its own gRPC connection (clients with static 1 MiB flow-control windows), everything in one process. First 100 msg/s for %v, then as fast as 16 closed-loop senders go for %v. Latency is from the start of Send to receipt.", o.Duration, o.Duration),
 		Baseline: "a bare gRPC server stream per subscriber, fed from a channel, pushing the same number of messages of the same size to the same 1,000 connections, without Kafka."}
 	topic, err := e.topic(ctx, 3)
 	if err != nil {

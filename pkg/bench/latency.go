@@ -17,7 +17,7 @@ import (
 // against raw franz-go produce-to-consume on the same broker.
 func scenarioLatency(ctx context.Context, e *env, o Options) (Result, error) {
 	res := Result{Scenario: "2. End-to-end latency", Broker: e.name,
-		Setup: fmt.Sprintf("Open loop at 1,000 and 5,000 msg/s for %v each: each message is sent in its own goroutine at its due time (Send through the ingest service), and the time from the start of its Send to its receipt by a subscriber of the room (through the subscribe service) is recorded. One room; everything in one process.", o.Duration),
+		Setup:    fmt.Sprintf("Open loop at 1,000 and 5,000 msg/s for %v each: each message is sent in its own goroutine at its due time (Send through the ingest service), and the time from the start of its Send to its receipt by a subscriber of the room (through the subscribe service) is recorded. One room; everything in one process.", o.Duration),
 		Baseline: "raw franz-go on the same broker: a producer (acks=all, idempotent, no linger) and a consumer reading the partition, the time from Produce to receipt."}
 	topic, err := e.topic(ctx, 3)
 	if err != nil {

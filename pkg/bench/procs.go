@@ -64,7 +64,7 @@ func buildServices(ctx context.Context, pkgs ...string) (string, error) {
 // the broker in separate processes, as deployed.
 func scenarioProcesses(ctx context.Context, e *env, o Options) (Result, error) {
 	res := Result{Scenario: "6. Send across processes", Broker: e.name,
-		Setup: fmt.Sprintf("The ingest service runs as its own process (the built binary), the load generator in the benchmark process, the broker in the benchmark process (kfake) or its own JVM. 64 closed-loop callers on one connection, 200-byte messages, %v.", o.Duration),
+		Setup:    fmt.Sprintf("The ingest service runs as its own process (the built binary), the load generator in the benchmark process, the broker in the benchmark process (kfake) or its own JVM. 64 closed-loop callers on one connection, 200-byte messages, %v.", o.Duration),
 		Baseline: "the no-op Send handler in its own process (this benchmark binary in serving mode), same load generator."}
 	dir, err := buildServices(ctx, "./services/ingest")
 	if err != nil {
