@@ -45,10 +45,9 @@ type Server struct {
 // service says otherwise), reflection, keepalive and interceptors.
 func New(logger *slog.Logger, ka Keepalive, opts ...grpc.ServerOption) *Server {
 	base := []grpc.ServerOption{
-		// Per-connection buffers dominate the memory of idle streams: a
-		// shared write buffer is only held while writing, and a small read
-		// buffer is plenty for requests of a few KiB.
-		grpc.SharedWriteBuffer(true),
+		// Per-connection buffers dominate the memory of idle streams (the
+		// write buffer is shared, grpc-go's default, so only held while
+		// writing); a small read buffer is plenty for requests of a few KiB.
 		grpc.ReadBufferSize(8 << 10),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: ka.Time, Timeout: ka.Timeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalivePolicy),
