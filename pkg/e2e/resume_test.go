@@ -143,13 +143,17 @@ func TestTokenErrors(t *testing.T) {
 		"fine, for contrast": {"tokens", tok, codes.OK},
 	}
 	// Records before offset 5 are deleted, as retention would.
-	if _, err := st.Broker.Admin(t).DeleteRecords(ctx, offsetsAt(st.Topic, p, 5)); err != nil {
-		t.Fatal(err)
-	}
+	deleteBefore(t, ctx, st, p, 5)
 	cases["no longer retained"] = struct {
 		room, after string
 		code        codes.Code
 	}{"tokens", hub.Token(p, 2), codes.OutOfRange}
+	if hub.Token(p, 9) != testTokenWithoutID(p, 9) { // the broker has topic IDs
+		cases["without topic identity"] = struct {
+			room, after string
+			code        codes.Code
+		}{"tokens", testTokenWithoutID(p, 9), codes.FailedPrecondition}
+	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			stream := rawSubscribeErr(ctx, st.Subscribe.Addr, t, &chatv1.SubscribeRequest{Room: tc.room,
@@ -361,4 +365,54 @@ func TestBadMultiRoomRequests(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHistoryRespectsRetention: "last N" never starts before what Kafka
+// still retains, even when the service's memory still holds older
+// messages, so every token it hands out can be resumed from.
+func TestHistoryRespectsRetention(t *testing.T) {
+	st := testenv.StartStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sent := sendNumbered(t, ctx, st.Client, "retained", "", 0, 6)
+	p := sent[0].GetPosition().GetPartition()
+	deleteBefore(t, ctx, st, p, sent[3].GetPosition().GetOffset())
+	sub, err := st.Client.Subscribe(ctx, "retained", chatclient.Last(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	expectSequence(t, ctx, sub, "", 3, 3)
+	// The token of the first message handed out resumes.
+	again, err := st.Client.Subscribe(ctx, "retained", chatclient.Last(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if _, err := again.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	resumed, err := st.Client.Subscribe(ctx, "retained", chatclient.After(again.Token()))
+	if err != nil {
+		t.Fatalf("resuming from a token handed out by last N: %v", err)
+	}
+	resumed.Close()
+}
+
+// deleteBefore deletes a partition's records before offset, as retention
+// would, and waits until the broker reports the new start.
+func deleteBefore(t *testing.T, ctx context.Context, st *testenv.Stack, p int32, offset int64) {
+	t.Helper()
+	adm := st.Broker.Admin(t)
+	if _, err := adm.DeleteRecords(ctx, offsetsAt(st.Topic, p, offset)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "deletion visible in the start offsets", func() (bool, error) {
+		starts, err := adm.ListStartOffsets(ctx, st.Topic)
+		if err != nil {
+			return false, nil
+		}
+		o, _ := starts.Lookup(st.Topic, p)
+		return o.Offset == offset, nil
+	})
 }

@@ -33,14 +33,28 @@ func SplitBrokers(s string) []string {
 }
 
 // ClientOpts are the options every client of ours starts from: the seed
-// brokers and franz-go's logs routed to slog (at warn level and above from
-// franz-go's own info chatter, which is very verbose).
+// brokers and franz-go's logs routed to slog.
 func ClientOpts(brokers []string, logger *slog.Logger) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.SeedBrokers(brokers...),
-		kgo.WithLogger(kslog.New(logger.With("component", "franz-go"))),
+		kgo.WithLogger(quietInfo{kslog.New(logger.With("component", "franz-go")), logger}),
 		kgo.DialTimeout(5 * time.Second),
 	}
+}
+
+// quietInfo passes franz-go's info messages (a few per client started,
+// and a catch-up reader is a client) only when our log level is debug;
+// its warnings and errors always.
+type quietInfo struct {
+	kgo.Logger
+	ours *slog.Logger
+}
+
+func (q quietInfo) Level() kgo.LogLevel {
+	if q.ours.Enabled(context.Background(), slog.LevelDebug) {
+		return q.Logger.Level()
+	}
+	return min(q.Logger.Level(), kgo.LogLevelWarn)
 }
 
 // roomPartitioner hashes keys exactly like Kafka's default partitioner

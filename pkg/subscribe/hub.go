@@ -405,6 +405,9 @@ func (h *Hub) Follow(ctx context.Context, room string, from From, registered fun
 		p.mu.Unlock()
 	}
 	if err != nil {
+		if h.closing.Load() { // the look-up was cut by Close
+			return errClosing
+		}
 		return err
 	}
 	if err := registered(p.id, startAt); err != nil {
@@ -527,9 +530,9 @@ func (h *Hub) startOffsets(ctx context.Context) (map[int32]int64, error) {
 // afterToken checks a resume token against the topic and the room and
 // returns the offset to start at.
 func (h *Hub) afterToken(ctx context.Context, p *partition, t token.Token) (int64, error) {
-	if t.TopicID != h.topicID && t.TopicID != (token.Token{}).TopicID && h.topicID != (kadm.TopicID{}) {
+	if t.TopicID != h.topicID && h.topicID != (kadm.TopicID{}) {
 		return 0, status.Errorf(codes.FailedPrecondition,
-			"resume token is from an earlier incarnation of topic %q (it was deleted and recreated): start from earliest or latest", h.topic)
+			"resume token is from another incarnation of topic %q (it was deleted and recreated since, or the token carries no topic ID): start from earliest, latest or last N", h.topic)
 	}
 	if t.Partition != p.id {
 		return 0, status.Errorf(codes.InvalidArgument, "invalid after: the token is for partition %d, the room is in partition %d", t.Partition, p.id)
@@ -537,7 +540,6 @@ func (h *Hub) afterToken(ctx context.Context, p *partition, t token.Token) (int6
 	// The bounds are always asked of Kafka, even when the window still
 	// holds the messages: records deleted there (retention, DeleteRecords)
 	// must not come back from memory.
-	next := t.Offset + 1
 	starts, err := h.startOffsets(ctx)
 	if err != nil {
 		return 0, err
@@ -546,13 +548,15 @@ func (h *Hub) afterToken(ctx context.Context, p *partition, t token.Token) (int6
 	if err != nil {
 		return 0, status.Errorf(codes.Unavailable, "looking up the latest offset: %v", err)
 	}
+	if t.Offset >= ends[p.id] { // checked before adding 1, which could overflow
+		return 0, status.Errorf(codes.OutOfRange, "the token's offset %d is beyond the end of partition %d (%d)", t.Offset, p.id, ends[p.id])
+	}
+	next := t.Offset + 1
 	switch {
 	case next < starts[p.id]:
 		return 0, status.Errorf(codes.OutOfRange,
 			"the messages after the token (partition %d offset %d) are no longer retained by Kafka; the oldest is at offset %d: start from earliest or latest",
 			p.id, t.Offset, starts[p.id])
-	case next > ends[p.id]:
-		return 0, status.Errorf(codes.OutOfRange, "the token's offset %d is beyond the end of partition %d (%d)", t.Offset, p.id, ends[p.id])
 	}
 	return next, nil
 }
@@ -562,22 +566,28 @@ func (h *Hub) afterToken(ctx context.Context, p *partition, t token.Token) (int6
 // in growing chunks. With fewer messages retained it returns the oldest
 // retained offset.
 func (h *Hub) lastN(ctx context.Context, p *partition, room string, n int) (int64, error) {
-	p.mu.Lock()
-	inWindow := p.window.since(p.coveredFrom, room)
-	hi, head := p.coveredFrom, p.head
-	p.mu.Unlock()
-	if len(inWindow) >= n {
-		return inWindow[len(inWindow)-n].offset, nil
-	}
-	need := n - len(inWindow)
+	// Kafka's start offset bounds the answer even when the window holds
+	// enough: messages deleted there must not come back from memory (their
+	// tokens could not be resumed from).
 	starts, err := h.startOffsets(ctx)
 	if err != nil {
 		return 0, err
 	}
 	lo := starts[p.id]
+	p.mu.Lock()
+	inWindow := p.window.since(max(p.coveredFrom, lo), room)
+	hi, head := p.coveredFrom, p.head
+	p.mu.Unlock()
+	if len(inWindow) >= n {
+		return inWindow[len(inWindow)-n].offset, nil
+	}
 	if hi <= lo {
+		if len(inWindow) > 0 {
+			return inWindow[0].offset, nil
+		}
 		return min(lo, head), nil
 	}
+	need := n - len(inWindow)
 	chunk := int64(max(need*8, 512))
 	for hi > lo {
 		from := max(lo, hi-chunk)
