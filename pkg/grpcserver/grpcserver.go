@@ -49,6 +49,7 @@ func New(logger *slog.Logger, ka Keepalive, opts ...grpc.ServerOption) *Server {
 		// write buffer is shared, grpc-go's default, so only held while
 		// writing); a small read buffer is plenty for requests of a few KiB.
 		grpc.ReadBufferSize(8 << 10),
+		grpc.ForceServerCodecV2(newCodec()),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: ka.Time, Timeout: ka.Timeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalivePolicy),
 		grpc.ChainUnaryInterceptor(unaryInterceptor(logger)),

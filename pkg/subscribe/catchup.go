@@ -9,8 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 )
 
 // catchUp reads one partition back from Kafka for one subscriber that starts
@@ -39,7 +37,7 @@ func (c *catchUp) close() { c.cl.Close() }
 
 // readBatch sends the room's messages of the next fetch and returns the
 // offset after the last record read.
-func (c *catchUp) readBatch(ctx context.Context, room string, next int64, send func(*chatv1.SubscribeResponse) error) (int64, error) {
+func (c *catchUp) readBatch(ctx context.Context, room string, next int64, send func(*entry) error) (int64, error) {
 	fetches := c.cl.PollFetches(ctx)
 	if err := ctx.Err(); err != nil {
 		return next, status.FromContextError(err).Err()
@@ -69,7 +67,7 @@ func (c *catchUp) readBatch(ctx context.Context, room string, next int64, send f
 			return
 		}
 		if e.room == room {
-			if err := send(e.resp); err != nil {
+			if err := send(e); err != nil {
 				sendErr = fmt.Errorf("sending history: %w", err)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/kafka"
@@ -88,7 +89,7 @@ type partition struct {
 type entry struct {
 	offset int64
 	room   string
-	resp   *chatv1.SubscribeResponse
+	wire   []byte // the SubscribeResponse, encoded
 }
 
 // NewHub looks the topic up (waiting for it to exist), positions the
@@ -325,9 +326,12 @@ func (h *Hub) decode(r *kgo.Record) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &entry{offset: r.Offset, room: m.Room, resp: &chatv1.SubscribeResponse{
-		Message: m, ResumeToken: h.Token(r.Partition, r.Offset),
-	}}, nil
+	// Encoded here, once, and sent as these bytes to every subscriber.
+	wire, err := proto.Marshal(&chatv1.SubscribeResponse{Message: m, ResumeToken: h.Token(r.Partition, r.Offset)})
+	if err != nil {
+		return nil, fmt.Errorf("encoding response: %w", err)
+	}
+	return &entry{offset: r.Offset, room: m.Room, wire: wire}, nil
 }
 
 // Token is the resume token of a position in this hub's topic.
@@ -377,7 +381,7 @@ type From struct {
 // offset order, until ctx ends, send fails or the hub ends the
 // subscription. registered is called once the start offset is fixed: every
 // message from then on will be delivered.
-func (h *Hub) Follow(ctx context.Context, room string, from From, registered func(partition int32, offset int64) error, send func(*chatv1.SubscribeResponse) error) error {
+func (h *Hub) Follow(ctx context.Context, room string, from From, registered func(partition int32, offset int64) error, send func(*entry) error) error {
 	if h.closing.Load() {
 		return errClosing
 	}
@@ -453,7 +457,7 @@ func (h *Hub) Follow(ctx context.Context, room string, from From, registered fun
 
 	last := next - 1 // offset of the last message the client was sent, or before
 	deliver := func(e *entry) error {
-		if err := send(e.resp); err != nil {
+		if err := send(e); err != nil {
 			return err
 		}
 		last = e.offset
@@ -613,9 +617,9 @@ func (h *Hub) roomOffsets(ctx context.Context, partition int32, room string, fro
 	}
 	defer reader.close()
 	var offsets []int64
-	collect := func(r *chatv1.SubscribeResponse) error {
-		if off := r.GetMessage().GetPosition().GetOffset(); off < to {
-			offsets = append(offsets, off)
+	collect := func(e *entry) error {
+		if e.offset < to {
+			offsets = append(offsets, e.offset)
 		}
 		return nil
 	}

@@ -214,11 +214,11 @@ func followOne(hub *Hub, rs roomStart, stream grpc.ServerStreamingServer[chatv1.
 		pos.partition, pos.last, pos.known = p, offset-1, true
 		return stream.SendHeader(resumeMD(hub, []*position{pos}, true))
 	}
-	send := func(r *chatv1.SubscribeResponse) error {
-		if err := stream.Send(r); err != nil {
+	send := func(e *entry) error {
+		if err := stream.SendMsg(&grpcserver.PreEncoded{Bytes: e.wire}); err != nil {
 			return err
 		}
-		pos.last = r.GetMessage().GetPosition().GetOffset()
+		pos.last = e.offset
 		return nil
 	}
 	return hub.Follow(stream.Context(), rs.room, rs.from, registered, send)
@@ -238,7 +238,7 @@ func followMany(hub *Hub, rooms []roomStart, stream grpc.ServerStreamingServer[c
 		byRoom[rs.room] = positions[i]
 	}
 	registeredCh := make(chan struct{}, len(rooms))
-	out := make(chan *chatv1.SubscribeResponse)
+	out := make(chan *entry)
 	errs := make(chan error, len(rooms))
 	var wg sync.WaitGroup
 	for i, rs := range rooms {
@@ -253,9 +253,9 @@ func followMany(hub *Hub, rooms []roomStart, stream grpc.ServerStreamingServer[c
 					registeredCh <- struct{}{}
 					return nil
 				},
-				func(r *chatv1.SubscribeResponse) error {
+				func(e *entry) error {
 					select {
-					case out <- r:
+					case out <- e:
 						return nil
 					case <-ctx.Done():
 						return status.FromContextError(ctx.Err()).Err()
@@ -281,11 +281,11 @@ func followMany(hub *Hub, rooms []roomStart, stream grpc.ServerStreamingServer[c
 	defer func() { stream.SetTrailer(resumeMD(hub, positions, false)) }()
 	for {
 		select {
-		case r := <-out:
-			if err := stream.Send(r); err != nil {
+		case e := <-out:
+			if err := stream.SendMsg(&grpcserver.PreEncoded{Bytes: e.wire}); err != nil {
 				return err
 			}
-			byRoom[r.GetMessage().GetRoom()].last = r.GetMessage().GetPosition().GetOffset()
+			byRoom[e.room].last = e.offset
 		case err := <-errs:
 			return err
 		}
