@@ -68,14 +68,7 @@ func TestSubscribeStopsWhenTopicRecreated(t *testing.T) {
 	if _, err := sub.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	adm := st.Broker.Admin(t)
-	if _, err := adm.DeleteTopic(ctx, st.Topic); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, "topic recreated", func() (bool, error) {
-		_, err := adm.CreateTopic(ctx, 3, 1, nil, st.Topic)
-		return err == nil, nil
-	})
+	recreateTopic(t, ctx, st)
 	select {
 	case <-st.Subscribe.Done():
 		err := st.Subscribe.Err()

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/testenv"
@@ -99,4 +100,40 @@ func offsetsAt(topic string, partition int32, offset int64) kadm.Offsets {
 // testTokenWithoutID is the token a broker without topic IDs would give.
 func testTokenWithoutID(partition int32, offset int64) string {
 	return token.Token{Partition: partition, Offset: offset}.Encode()
+}
+
+// recreateTopic deletes the stack's topic and creates it again (a new
+// incarnation with a new topic ID).
+func recreateTopic(t *testing.T, ctx context.Context, st *testenv.Stack) {
+	t.Helper()
+	adm := st.Broker.Admin(t)
+	if _, err := adm.DeleteTopic(ctx, st.Topic); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "topic recreated", func() (bool, error) {
+		_, err := adm.CreateTopic(ctx, 3, 1, nil, st.Topic)
+		return err == nil, nil
+	})
+}
+
+// stuckSubscriber subscribes to room latest from a client that never
+// reads. It uses a small static flow-control window, so the server's sends
+// block after about 64 KiB instead of being absorbed by a window grown
+// through bandwidth estimation.
+func stuckSubscriber(t *testing.T, ctx context.Context, addr, room string) grpc.ServerStreamingClient[chatv1.SubscribeResponse] {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	stream, err := chatv1.NewSubscribeServiceClient(conn).Subscribe(ctx, &chatv1.SubscribeRequest{Room: room})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Header(); err != nil {
+		t.Fatal(err)
+	}
+	return stream
 }

@@ -182,14 +182,7 @@ func TestTokenFromRecreatedTopic(t *testing.T) {
 	if st.Subscribe.Subscribe.Hub().Token(0, 0) == (testTokenWithoutID(0, 0)) {
 		t.Skip("the broker reports no topic IDs")
 	}
-	adm := st.Broker.Admin(t)
-	if _, err := adm.DeleteTopic(ctx, st.Topic); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, "topic recreated", func() (bool, error) {
-		_, err := adm.CreateTopic(ctx, 3, 1, nil, st.Topic)
-		return err == nil, nil
-	})
+	recreateTopic(t, ctx, st)
 	fresh := testenv.StartSubscribe(t, testenv.SubscribeConfig(st.Broker, st.Topic), "")
 	testenv.WaitServing(t, fresh)
 	err = rawSubscribeErr(ctx, fresh.Addr, t, &chatv1.SubscribeRequest{Room: "epoch",

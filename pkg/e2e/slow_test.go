@@ -6,9 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/kafkachat/kafkachat/pkg/chatclient"
@@ -27,22 +25,7 @@ func TestSlowSubscriberDoesNotBlockOthers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
 	defer cancel()
 
-	// The slow client uses a small static flow-control window, so the
-	// server's sends block after about 64 KiB instead of being absorbed by
-	// a window grown through bandwidth estimation.
-	slowConn, err := grpc.NewClient(st.Subscribe.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slowConn.Close()
-	slow, err := chatv1.NewSubscribeServiceClient(slowConn).Subscribe(ctx, &chatv1.SubscribeRequest{Room: "busy"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := slow.Header(); err != nil {
-		t.Fatal(err)
-	}
+	slow := stuckSubscriber(t, ctx, st.Subscribe.Addr, "busy")
 	normal, err := st.Client.Subscribe(ctx, "busy", chatclient.Latest)
 	if err != nil {
 		t.Fatal(err)

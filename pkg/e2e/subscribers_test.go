@@ -198,19 +198,7 @@ func TestSlowSubscriberAtVolume(t *testing.T) {
 	// apart from the broker's and the clients'.
 	addr, start := subscribeProcess(t, ctx, st, "CHAT_WINDOW=2000")
 	proc := start()
-	slowConn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slowConn.Close()
-	slow, err := chatv1.NewSubscribeServiceClient(slowConn).Subscribe(ctx, &chatv1.SubscribeRequest{Room: "volume"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := slow.Header(); err != nil {
-		t.Fatal(err)
-	}
+	slow := stuckSubscriber(t, ctx, addr, "volume")
 	client := testenv.NewClient(t, st.Ingest.Addr, addr)
 	normal, err := client.Subscribe(ctx, "volume", chatclient.Latest)
 	if err != nil {
