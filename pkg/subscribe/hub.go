@@ -404,9 +404,7 @@ func (h *Hub) Follow(ctx context.Context, room string, from From, registered fun
 	case from.Last > 0:
 		startAt, err = h.lastN(ctx, p, room, from.Last)
 	default:
-		p.mu.Lock()
-		startAt = p.head
-		p.mu.Unlock()
+		startAt = h.latest(ctx, p)
 	}
 	if err != nil {
 		if h.closing.Load() { // the look-up was cut by Close
@@ -529,6 +527,25 @@ func (h *Hub) startOffsets(ctx context.Context) (map[int32]int64, error) {
 		return nil, status.Errorf(codes.Unavailable, "looking up the earliest offset: %v", err)
 	}
 	return starts, nil
+}
+
+// latest is where a "latest" subscription starts: the partition's end as
+// Kafka reports it now, so that messages acknowledged before the
+// subscription (which the consumer may not have fetched yet) are not
+// delivered. If Kafka cannot be asked, the consumer's head is the best
+// known end: nothing stored after registration is missed either way.
+func (h *Hub) latest(ctx context.Context, p *partition) int64 {
+	p.mu.Lock()
+	head := p.head
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ends, err := listOffsets(ctx, h.admin.ListEndOffsets, h.topic)
+	if err != nil {
+		h.logger.Debug("latest: end offsets unavailable; using the consumer's head", "err", err)
+		return head
+	}
+	return max(head, ends[p.id])
 }
 
 // afterToken checks a resume token against the topic and the room and
