@@ -21,6 +21,7 @@ type ServiceConfig struct {
 	ShutdownTimeout time.Duration
 	KeepaliveTime   time.Duration
 	KeepalivePing   time.Duration
+	PprofAddr       string
 	Log             LogConfig
 }
 
@@ -35,6 +36,8 @@ func (c *ServiceConfig) Register(s *config.Set, defaultListen string) {
 		"ping a client connection after this long without traffic")
 	s.Duration(&c.KeepalivePing, "keepalive-timeout", "CHAT_KEEPALIVE_TIMEOUT", 10*time.Second,
 		"drop a connection whose ping is not answered within this long")
+	s.String(&c.PprofAddr, "pprof", "CHAT_PPROF_ADDR", "",
+		"serve Go's /debug/pprof/ profiles on this address (keep it on loopback); empty: off")
 	c.Log.Register(s)
 }
 
@@ -86,5 +89,13 @@ func RunService(ctx context.Context, name, defaultListen string, args []string, 
 		return fmt.Errorf("listening on %s: %w", common.ListenAddr, err)
 	}
 	logger.Info("listening", "addr", lis.Addr().String(), "brokers", common.Brokers, "topic", common.Topic)
+	if common.PprofAddr != "" {
+		stop, err := servePprof(common.PprofAddr, logger)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		defer stop()
+	}
 	return run(ctx, lis, logger)
 }
