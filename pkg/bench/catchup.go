@@ -22,15 +22,11 @@ func scenarioCatchUp(ctx context.Context, e *env, o Options) (Result, error) {
 	res := Result{Scenario: "5. Resume catch-up", Broker: e.name,
 		Setup:    "A room holds 100,000 messages (200 bytes) written after a subscriber's last token; the subscriber resumes with that token (through the subscribe service, whose in-memory window of 10,000 per partition does not reach back that far, so it reads from Kafka) and the figure is messages per second until it is live again.",
 		Baseline: "a plain franz-go consumer reading the same 100,000 records from the same offset."}
-	topic, err := e.topic(ctx, 3)
+	st, err := e.stack(ctx, 1024)
 	if err != nil {
 		return res, err
 	}
-	ingestAddr, subAddr, _, err := e.services(ctx, topic, 1024)
-	if err != nil {
-		return res, err
-	}
-	client, err := chatclient.New(ingestAddr, subAddr)
+	client, err := chatclient.New(st.ingestAddr, st.subAddr)
 	if err != nil {
 		return res, err
 	}
@@ -50,14 +46,14 @@ func scenarioCatchUp(ctx context.Context, e *env, o Options) (Result, error) {
 	token := sub.Token()
 	sub.Close()
 
-	producer, err := e.client(kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kafka.Partitioner()))
+	producer, err := e.client(kgo.DefaultProduceTopic(st.topic), kgo.RecordPartitioner(kafka.Partitioner()))
 	if err != nil {
 		return res, err
 	}
 	var wrote atomic.Int64
 	pw := startProgress(o.Progress, "writing 100,000 messages", wrote.Load)
 	for i := range n {
-		r, err := record.Encode(topic, &chatv1.ChatMessage{Room: room, User: "bench", Text: strconv.Itoa(i) + text200[:190], ServerTime: timestamppb.Now()})
+		r, err := record.Encode(st.topic, &chatv1.ChatMessage{Room: room, User: "bench", Text: strconv.Itoa(i) + text200[:190], ServerTime: timestamppb.Now()})
 		if err != nil {
 			return res, err
 		}
@@ -77,7 +73,7 @@ func scenarioCatchUp(ctx context.Context, e *env, o Options) (Result, error) {
 
 	// Baseline: raw consumer from the same offset.
 	part := first.GetPosition().GetPartition()
-	consumer, err := e.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: kgo.NewOffset().At(first.GetPosition().GetOffset() + 1)}}))
+	consumer, err := e.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{st.topic: {part: kgo.NewOffset().At(first.GetPosition().GetOffset() + 1)}}))
 	if err != nil {
 		return res, err
 	}

@@ -98,27 +98,36 @@ func serviceConfig(brokers, topic string) app.ServiceConfig {
 		KeepaliveTime: 15 * time.Second, KeepalivePing: 10 * time.Second}
 }
 
-// services runs ingest and subscribe in process on topic and returns their
-// addresses once both are SERVING.
-func (e *env) services(ctx context.Context, topic string, queueLen int) (string, string, *subscribe.Server, error) {
+// stack is a fresh topic with both services running on it in process.
+type stack struct {
+	topic               string
+	ingestAddr, subAddr string
+	sub                 *subscribe.Server
+}
+
+// stack creates a 3-partition topic and runs ingest and subscribe on it,
+// returning once both are SERVING.
+func (e *env) stack(ctx context.Context, queueLen int) (stack, error) {
+	topic, err := e.topic(ctx, 3)
+	if err != nil {
+		return stack{}, err
+	}
 	ic := ingest.Config{ServiceConfig: serviceConfig(e.brokers, topic), Partitions: 3, Replication: 1,
 		MaxTextBytes: 4096, SendTimeout: 10 * time.Second}
 	sc := subscribe.Config{ServiceConfig: serviceConfig(e.brokers, topic), Window: 10000, QueueLen: queueLen}
-	ingestAddr, err := e.serve(func(ctx context.Context, lis net.Listener) error { return ingest.Run(ctx, ic, lis, quietLogger()) })
-	if err != nil {
-		return "", "", nil, err
+	st := stack{topic: topic, sub: subscribe.New(sc, quietLogger())}
+	if st.ingestAddr, err = e.serve(func(ctx context.Context, lis net.Listener) error { return ingest.Run(ctx, ic, lis, quietLogger()) }); err != nil {
+		return st, err
 	}
-	sub := subscribe.New(sc, quietLogger())
-	subAddr, err := e.serve(sub.Run)
-	if err != nil {
-		return "", "", nil, err
+	if st.subAddr, err = e.serve(st.sub.Run); err != nil {
+		return st, err
 	}
-	for _, a := range []string{ingestAddr, subAddr} {
+	for _, a := range []string{st.ingestAddr, st.subAddr} {
 		if err := awaitServing(ctx, a); err != nil {
-			return "", "", nil, err
+			return st, err
 		}
 	}
-	return ingestAddr, subAddr, sub, nil
+	return st, nil
 }
 
 // serve runs fn on a loopback listener until close.

@@ -133,21 +133,17 @@ func scenarioFanout(ctx context.Context, e *env, o Options) (Result, error) {
 	res := Result{Scenario: "3. Fan-out to 1,000 subscribers", Broker: e.name,
 		Setup:    fmt.Sprintf("1,000 subscribers of one room, each on its own gRPC connection (clients with static 1 MiB flow-control windows), everything in one process. First 100 msg/s for %v, then as fast as 16 closed-loop senders go for %v. Latency is from the start of Send to receipt.", o.Duration, o.Duration),
 		Baseline: "a bare gRPC server stream per subscriber, fed from a channel, pushing the same number of messages of the same size to the same 1,000 connections, without Kafka."}
-	topic, err := e.topic(ctx, 3)
+	st, err := e.stack(ctx, 100000)
 	if err != nil {
 		return res, err
 	}
-	ingestAddr, subAddr, sub, err := e.services(ctx, topic, 100000)
-	if err != nil {
-		return res, err
-	}
-	conn, err := dial(ingestAddr)
+	conn, err := dial(st.ingestAddr)
 	if err != nil {
 		return res, err
 	}
 	defer conn.Close()
 	client := chatv1.NewIngestServiceClient(conn)
-	rcv, err := startReceivers(ctx, subAddr, "fanout", n)
+	rcv, err := startReceivers(ctx, st.subAddr, "fanout", n)
 	if err != nil {
 		return res, err
 	}
@@ -192,7 +188,7 @@ func scenarioFanout(ctx context.Context, e *env, o Options) (Result, error) {
 	completeB := rcv.waitFor(wantB, 120*time.Second)
 	gotB := rcv.delivered.Load() - deliveredA
 	rateB := float64(gotB) / time.Unix(0, rcv.last.Load()).Sub(startB).Seconds()
-	evicted := sub.Hub().Stats().Evicted
+	evicted := st.sub.Hub().Stats().Evicted
 	rcv.stop()
 
 	// Baseline: the bare push of as many messages.

@@ -19,21 +19,17 @@ func scenarioLatency(ctx context.Context, e *env, o Options) (Result, error) {
 	res := Result{Scenario: "2. End-to-end latency", Broker: e.name,
 		Setup:    fmt.Sprintf("Open loop at 1,000 and 5,000 msg/s for %v each: each message is sent in its own goroutine at its due time (Send through the ingest service), and the time from the start of its Send to its receipt by a subscriber of the room (through the subscribe service) is recorded. One room; everything in one process.", o.Duration),
 		Baseline: "raw franz-go on the same broker: a producer (acks=all, idempotent, no linger) and a consumer reading the partition, the time from Produce to receipt."}
-	topic, err := e.topic(ctx, 3)
+	st, err := e.stack(ctx, 100000)
 	if err != nil {
 		return res, err
 	}
-	ingestAddr, subAddr, _, err := e.services(ctx, topic, 100000)
-	if err != nil {
-		return res, err
-	}
-	client, err := chatclient.New(ingestAddr, subAddr)
+	client, err := chatclient.New(st.ingestAddr, st.subAddr)
 	if err != nil {
 		return res, err
 	}
 	defer client.Close()
 	for _, rate := range []int{1000, 5000} {
-		base, err := rawLatency(ctx, e, topic, rate, o)
+		base, err := rawLatency(ctx, e, st.topic, rate, o)
 		if err != nil {
 			return res, err
 		}
@@ -92,14 +88,7 @@ func chatLatency(ctx context.Context, client *chatclient.Client, rate int, o Opt
 		p.end()
 		return nil, sendErr
 	}
-	select {
-	case err := <-got:
-		p.end()
-		return lat, err
-	case <-time.After(30 * time.Second):
-		p.end()
-		return lat, fmt.Errorf("only %d of %d messages arrived", lat.Count(), total)
-	}
+	return awaitReceived(got, p, lat, total)
 }
 
 // rawLatency measures Produce-to-receipt with plain franz-go clients.
@@ -146,12 +135,17 @@ func rawLatency(ctx context.Context, e *env, topic string, rate int, o Options) 
 		starts.Store(id, time.Now())
 		producer.Produce(ctx, &kgo.Record{Key: []byte(key), Value: []byte(id)}, nil)
 	})
+	return awaitReceived(got, p, lat, total)
+}
+
+// awaitReceived waits up to 30 s for the collector to report that all total
+// messages arrived, and ends the progress display.
+func awaitReceived(got <-chan error, p *progress, lat *Latencies, total int) (*Latencies, error) {
+	defer p.end()
 	select {
 	case err := <-got:
-		p.end()
 		return lat, err
 	case <-time.After(30 * time.Second):
-		p.end()
-		return lat, fmt.Errorf("raw: only %d of %d records arrived", lat.Count(), total)
+		return lat, fmt.Errorf("only %d of %d messages arrived", lat.Count(), total)
 	}
 }

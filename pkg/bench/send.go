@@ -51,11 +51,7 @@ func scenarioSend(ctx context.Context, e *env, o Options) (Result, error) {
 	res := Result{Scenario: "1. Send throughput", Broker: e.name,
 		Setup:    fmt.Sprintf("Closed loop: 1, 16 and 64 callers sharing one connection, each sending 200-byte messages to one of 8 rooms as fast as answers come, %v each. Client and services in one process, over loopback TCP; topic of 3 partitions.", o.Duration),
 		Baseline: "the same load generator against a no-op Send handler behind the same gRPC server plumbing (interceptors, health, keepalive), in the same process."}
-	topic, err := e.topic(ctx, 3)
-	if err != nil {
-		return res, err
-	}
-	ingestAddr, _, _, err := e.services(ctx, topic, 1024)
+	st, err := e.stack(ctx, 1024)
 	if err != nil {
 		return res, err
 	}
@@ -63,7 +59,7 @@ func scenarioSend(ctx context.Context, e *env, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	conn, err := dial(ingestAddr)
+	conn, err := dial(st.ingestAddr)
 	if err != nil {
 		return res, err
 	}
