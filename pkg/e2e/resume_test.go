@@ -133,10 +133,11 @@ func TestTokenErrors(t *testing.T) {
 	tok := sub.Token()
 	hub := st.Subscribe.Subscribe.Hub()
 	p := kafka.PartitionFor("tokens", 3)
-	cases := map[string]struct {
+	type tokenCase struct {
 		room, after string
 		code        codes.Code
-	}{
+	}
+	cases := map[string]tokenCase{
 		"garbage":            {"tokens", "not-a-token", codes.InvalidArgument},
 		"another room's":     {roomInOtherPartition(p), tok, codes.InvalidArgument},
 		"beyond the end":     {"tokens", hub.Token(p, 1_000_000), codes.OutOfRange},
@@ -144,15 +145,9 @@ func TestTokenErrors(t *testing.T) {
 	}
 	// Records before offset 5 are deleted, as retention would.
 	deleteBefore(t, ctx, st, p, 5)
-	cases["no longer retained"] = struct {
-		room, after string
-		code        codes.Code
-	}{"tokens", hub.Token(p, 2), codes.OutOfRange}
+	cases["no longer retained"] = tokenCase{"tokens", hub.Token(p, 2), codes.OutOfRange}
 	if hub.Token(p, 9) != testTokenWithoutID(p, 9) { // the broker has topic IDs
-		cases["without topic identity"] = struct {
-			room, after string
-			code        codes.Code
-		}{"tokens", testTokenWithoutID(p, 9), codes.FailedPrecondition}
+		cases["without topic identity"] = tokenCase{"tokens", testTokenWithoutID(p, 9), codes.FailedPrecondition}
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
