@@ -38,8 +38,10 @@ import (
 // that lets it fill up is ended with RESOURCE_EXHAUSTED.
 type Hub struct {
 	topic      string
-	topicID    kadm.TopicID // identity at start: a recreated topic gets a new one
-	admin      *kadm.Client // shared by subscriptions for offset look-ups
+	topicID    kadm.TopicID  // identity at start: a recreated topic gets a new one
+	admin      *kadm.Client  // for the hub's own look-ups (topic identity)
+	starts     *sharedLookup // log start offsets, shared by concurrent subscriptions
+	ends       *sharedLookup // end offsets, likewise
 	partitions []*partition
 	consumer   *kgo.Client
 	clientOpts []kgo.Opt
@@ -131,6 +133,12 @@ func NewHub(ctx context.Context, cfg HubConfig, clientOpts []kgo.Opt, logger *sl
 		runDone:    make(chan struct{}),
 	}
 	h.life, h.endLife = context.WithCancel(context.Background())
+	h.starts = newSharedLookup(h.life, func(ctx context.Context) (map[int32]int64, error) {
+		return listOffsets(ctx, adm.ListStartOffsets, cfg.Topic)
+	})
+	h.ends = newSharedLookup(h.life, func(ctx context.Context) (map[int32]int64, error) {
+		return listOffsets(ctx, adm.ListEndOffsets, cfg.Topic)
+	})
 	offsets := map[int32]kgo.Offset{}
 	for p := range info.Partitions {
 		start := max(starts[p], ends[p]-int64(cfg.Window))
@@ -522,7 +530,7 @@ func (h *Hub) leave(p *partition, s *subscriber) {
 }
 
 func (h *Hub) startOffsets(ctx context.Context) (map[int32]int64, error) {
-	starts, err := listOffsets(ctx, h.admin.ListStartOffsets, h.topic)
+	starts, err := h.starts.get(ctx)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "looking up the earliest offset: %v", err)
 	}
@@ -540,7 +548,7 @@ func (h *Hub) latest(ctx context.Context, p *partition) int64 {
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	ends, err := listOffsets(ctx, h.admin.ListEndOffsets, h.topic)
+	ends, err := h.ends.get(ctx)
 	if err != nil {
 		h.logger.Debug("latest: end offsets unavailable; using the consumer's head", "err", err)
 		return head
@@ -565,7 +573,7 @@ func (h *Hub) afterToken(ctx context.Context, p *partition, t token.Token) (int6
 	if err != nil {
 		return 0, err
 	}
-	ends, err := listOffsets(ctx, h.admin.ListEndOffsets, h.topic)
+	ends, err := h.ends.get(ctx)
 	if err != nil {
 		return 0, status.Errorf(codes.Unavailable, "looking up the latest offset: %v", err)
 	}
