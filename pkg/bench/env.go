@@ -28,6 +28,7 @@ import (
 // env is a broker plus whatever a scenario started on it, stopped by close.
 type env struct {
 	brokers  string
+	embedded bool // brokers is kfake in this process
 	name     string // "kfake (embedded)" or "Apache Kafka at ..."
 	stops    []func()
 	topicSeq int
@@ -40,7 +41,7 @@ func newEnv(brokers string) (*env, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.brokers, e.name = strings.Join(c.ListenAddrs(), ","), "kfake (embedded, in process)"
+		e.brokers, e.name, e.embedded = strings.Join(c.ListenAddrs(), ","), "kfake (embedded, in process)", true
 		e.stops = append(e.stops, c.Close)
 	}
 	return e, nil
@@ -54,7 +55,12 @@ func (e *env) close() {
 }
 
 func (e *env) client(opts ...kgo.Opt) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(kafka.SplitBrokers(e.brokers)...)}, opts...)...)
+	return e.clientOn(e.brokers, opts...)
+}
+
+// clientOn is a franz-go client of brokers, closed at close.
+func (e *env) clientOn(brokers string, opts ...kgo.Opt) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(kafka.SplitBrokers(brokers)...)}, opts...)...)
 	if err == nil {
 		e.stops = append(e.stops, cl.Close)
 	}
@@ -63,11 +69,16 @@ func (e *env) client(opts ...kgo.Opt) (*kgo.Client, error) {
 
 // topic creates a fresh topic, deleted at close.
 func (e *env) topic(ctx context.Context, partitions int32) (string, error) {
+	return e.topicOn(ctx, e.brokers, partitions)
+}
+
+// topicOn creates a fresh topic on brokers, deleted at close.
+func (e *env) topicOn(ctx context.Context, brokers string, partitions int32) (string, error) {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	e.topicSeq++
 	name := fmt.Sprintf("bench-%s-%d", hex.EncodeToString(b), e.topicSeq)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.SplitBrokers(e.brokers)...))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka.SplitBrokers(brokers)...))
 	if err != nil {
 		return "", err
 	}
@@ -98,7 +109,7 @@ func serviceConfig(brokers, topic string) app.ServiceConfig {
 		KeepaliveTime: 15 * time.Second, KeepalivePing: 10 * time.Second}
 }
 
-// stack is a fresh topic with both services running on it in process.
+// stack is a fresh topic with the services running on it in process.
 type stack struct {
 	topic               string
 	ingestAddr, subAddr string
@@ -108,26 +119,33 @@ type stack struct {
 // stack creates a 3-partition topic and runs ingest and subscribe on it,
 // returning once both are SERVING.
 func (e *env) stack(ctx context.Context, queueLen int) (stack, error) {
+	st, err := e.ingestOnly(ctx)
+	if err != nil {
+		return st, err
+	}
+	sc := subscribe.Config{ServiceConfig: serviceConfig(e.brokers, st.topic), Window: 10000, QueueLen: queueLen}
+	st.sub = subscribe.New(sc, quietLogger())
+	if st.subAddr, err = e.serve(st.sub.Run); err != nil {
+		return st, err
+	}
+	return st, awaitServing(ctx, st.subAddr)
+}
+
+// ingestOnly creates a 3-partition topic and runs only the ingest service
+// on it: what a Send goes through, without a consumer competing for the
+// same cores.
+func (e *env) ingestOnly(ctx context.Context) (stack, error) {
 	topic, err := e.topic(ctx, 3)
 	if err != nil {
 		return stack{}, err
 	}
 	ic := ingest.Config{ServiceConfig: serviceConfig(e.brokers, topic), Partitions: 3, Replication: 1,
 		MaxTextBytes: 4096, SendTimeout: 10 * time.Second}
-	sc := subscribe.Config{ServiceConfig: serviceConfig(e.brokers, topic), Window: 10000, QueueLen: queueLen}
-	st := stack{topic: topic, sub: subscribe.New(sc, quietLogger())}
+	st := stack{topic: topic}
 	if st.ingestAddr, err = e.serve(func(ctx context.Context, lis net.Listener) error { return ingest.Run(ctx, ic, lis, quietLogger()) }); err != nil {
 		return st, err
 	}
-	if st.subAddr, err = e.serve(st.sub.Run); err != nil {
-		return st, err
-	}
-	for _, a := range []string{st.ingestAddr, st.subAddr} {
-		if err := awaitServing(ctx, a); err != nil {
-			return st, err
-		}
-	}
-	return st, nil
+	return st, awaitServing(ctx, st.ingestAddr)
 }
 
 // serve runs fn on a loopback listener until close.

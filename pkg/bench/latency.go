@@ -17,19 +17,20 @@ import (
 // against raw franz-go produce-to-consume on the same broker.
 func scenarioLatency(ctx context.Context, e *env, o Options) (Result, error) {
 	res := Result{Scenario: "2. End-to-end latency", Broker: e.name,
-		Setup:    fmt.Sprintf("Open loop at 1,000 and 5,000 msg/s for %v each: each message is sent in its own goroutine at its due time (Send through the ingest service), and the time from the start of its Send to its receipt by a subscriber of the room (through the subscribe service) is recorded. One room; everything in one process.", o.Duration),
-		Baseline: "raw franz-go on the same broker: a producer (acks=all, idempotent, no linger) and a consumer reading the partition, the time from Produce to receipt."}
-	st, err := e.stack(ctx, 100000)
+		Setup:    fmt.Sprintf("Open loop at 1,000 and 5,000 msg/s for %v each: each message is sent in its own goroutine at its due time (Send through the ingest service), and the time from the start of its Send to its receipt by a subscriber of the room (through the subscribe service) is recorded. One room. The ingest and subscribe services run as their own processes (the built binaries), so does the broker (kfake in the devkafka binary, or the real Kafka); the sender and the subscriber are in the benchmark process.", o.Duration),
+		Baseline: "raw franz-go on the same broker, from the benchmark process: a producer (acks=all, idempotent, no linger) and a consumer reading the partition, the time from Produce to receipt."}
+	d, err := e.deployed(ctx)
 	if err != nil {
 		return res, err
 	}
-	client, err := chatclient.New(st.ingestAddr, st.subAddr)
+	defer d.cleanup()
+	client, err := chatclient.New(d.ingestAddr, d.subAddr)
 	if err != nil {
 		return res, err
 	}
 	defer client.Close()
 	for _, rate := range []int{1000, 5000} {
-		base, err := rawLatency(ctx, e, st.topic, rate, o)
+		base, err := rawLatency(ctx, e, d.brokers, d.topic, rate, o)
 		if err != nil {
 			return res, err
 		}
@@ -92,10 +93,10 @@ func chatLatency(ctx context.Context, client *chatclient.Client, rate int, o Opt
 }
 
 // rawLatency measures Produce-to-receipt with plain franz-go clients.
-func rawLatency(ctx context.Context, e *env, topic string, rate int, o Options) (*Latencies, error) {
+func rawLatency(ctx context.Context, e *env, brokers, topic string, rate int, o Options) (*Latencies, error) {
 	key := fmt.Sprintf("raw-%d", rate)
 	part := kafka.PartitionFor(key, 3)
-	producer, err := e.client(kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kafka.Partitioner()), kgo.ProducerLinger(0))
+	producer, err := e.clientOn(brokers, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kafka.Partitioner()), kgo.ProducerLinger(0))
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +105,7 @@ func rawLatency(ctx context.Context, e *env, topic string, rate int, o Options) 
 	if err := producer.ProduceSync(ctx, warm).FirstErr(); err != nil {
 		return nil, err
 	}
-	consumer, err := e.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: kgo.NewOffset().At(warm.Offset + 1)}}))
+	consumer, err := e.clientOn(brokers, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: kgo.NewOffset().At(warm.Offset + 1)}}))
 	if err != nil {
 		return nil, err
 	}

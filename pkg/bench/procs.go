@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -15,25 +16,36 @@ import (
 	"github.com/kafkachat/kafkachat/pkg/procs"
 )
 
-// NoopEnv, set in a bench process's environment, makes it serve the no-op
-// Send handler on the address it names instead of benchmarking: the
-// baseline of the separate-process scenario.
-const NoopEnv = "BENCH_SERVE_NOOP"
+// ServeEnv, set in a bench process's environment, makes it serve a
+// baseline on CHAT_LISTEN_ADDR instead of benchmarking, for the scenarios
+// that run the services as separate processes: "noop" is the no-op Send
+// handler, "bare" the bare fan-out (see bareHub).
+const ServeEnv = "BENCH_SERVE"
 
-// ServeNoop serves the no-op ingest service on addr until ctx ends.
-func ServeNoop(ctx context.Context, addr string) error {
+// Serve serves the baseline named by kind on addr until ctx ends.
+func Serve(ctx context.Context, kind, addr string) error {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	srv := grpcserver.New(quietLogger(), grpcserver.Keepalive{Time: 15 * time.Second, Timeout: 10 * time.Second})
-	chatv1.RegisterIngestServiceServer(srv.GRPC, noopIngest{})
+	switch kind {
+	case "noop":
+		chatv1.RegisterIngestServiceServer(srv.GRPC, noopIngest{})
+	case "bare":
+		b := &bareHub{}
+		chatv1.RegisterIngestServiceServer(srv.GRPC, b)
+		chatv1.RegisterSubscribeServiceServer(srv.GRPC, b)
+	default:
+		lis.Close()
+		return fmt.Errorf("%s=%q: want noop or bare", ServeEnv, kind)
+	}
 	srv.SetServing()
 	return srv.Serve(ctx, lis, time.Second, nil)
 }
 
 // process starts bin with env on a free loopback address (given as
-// CHAT_LISTEN_ADDR and NoopEnv) and waits until it is SERVING.
+// CHAT_LISTEN_ADDR) and waits until it is SERVING.
 func (e *env) process(ctx context.Context, name, bin, dir string, env ...string) (*procs.Proc, string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,7 +53,7 @@ func (e *env) process(ctx context.Context, name, bin, dir string, env ...string)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	p, err := procs.Start(name, bin, dir, append(env, "CHAT_LISTEN_ADDR="+addr, NoopEnv+"="+addr, "CHAT_LOG_LEVEL=warn"), nil)
+	p, err := procs.Start(name, bin, dir, append(env, "CHAT_LISTEN_ADDR="+addr, "CHAT_LOG_LEVEL=warn"), nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -79,7 +91,7 @@ func scenarioProcesses(ctx context.Context, e *env, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	_, noopAddr, err := e.process(ctx, "noop", self, dir)
+	_, noopAddr, err := e.process(ctx, "noop", self, dir, ServeEnv+"=noop")
 	if err != nil {
 		return res, err
 	}
@@ -111,4 +123,70 @@ func scenarioProcesses(ctx context.Context, e *env, o Options) (Result, error) {
 	}
 	res.Figures = sendFigures(64, ours, base, ol, bl, true)
 	return res, nil
+}
+
+// deployment is the services as deployed: the broker, ingest and
+// subscribe each in a process of their own, on a fresh topic.
+type deployment struct {
+	dir, self           string // built binaries; this benchmark binary
+	brokers, topic      string
+	ingestAddr, subAddr string
+}
+
+func (d deployment) cleanup() { os.RemoveAll(d.dir) }
+
+// deployed builds and starts the services (and, on the embedded broker,
+// kfake in the devkafka binary) in their own processes. Subscribers may
+// queue up to 100,000 messages.
+func (e *env) deployed(ctx context.Context) (deployment, error) {
+	var d deployment
+	var err error
+	if d.self, err = os.Executable(); err != nil {
+		return d, err
+	}
+	if d.dir, err = buildServices(ctx, "./services/ingest", "./services/subscribe", "./services/devkafka"); err != nil {
+		return d, err
+	}
+	d.brokers = e.brokers
+	if e.embedded {
+		if d.brokers, err = e.devKafka(ctx, filepath.Join(d.dir, "devkafka"), d.dir); err != nil {
+			return d, err
+		}
+	}
+	if d.topic, err = e.topicOn(ctx, d.brokers, 3); err != nil {
+		return d, err
+	}
+	svcEnv := []string{"KAFKA_BROKERS=" + d.brokers, "CHAT_TOPIC=" + d.topic, "CHAT_SUBSCRIBER_QUEUE=100000"}
+	if _, d.ingestAddr, err = e.process(ctx, "ingest", filepath.Join(d.dir, "ingest"), d.dir, svcEnv...); err != nil {
+		return d, err
+	}
+	_, d.subAddr, err = e.process(ctx, "subscribe", filepath.Join(d.dir, "subscribe"), d.dir, svcEnv...)
+	return d, err
+}
+
+// devKafka starts kfake in its own process (the devkafka binary) and
+// returns its address.
+func (e *env) devKafka(ctx context.Context, bin, dir string) (string, error) {
+	lines := make(chan string, 16)
+	p, err := procs.Start("devkafka", bin, dir, []string{"DEVKAFKA_PORT=0"}, lines)
+	if err != nil {
+		return "", err
+	}
+	e.stops = append(e.stops, func() { _ = p.Stop(10 * time.Second) })
+	t := time.NewTimer(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case l := <-lines:
+			if addr, ok := strings.CutPrefix(l, "KAFKA_BROKERS="); ok {
+				return addr, nil
+			}
+		case <-p.Done():
+			return "", fmt.Errorf("devkafka exited: %v\n%s", p.Err(), p.Tail(20))
+		case <-t.C:
+			return "", fmt.Errorf("devkafka printed no address within 30s\n%s", p.Tail(20))
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
 }

@@ -49,9 +49,9 @@ func sendFigures(callers int, ours, base float64, ol, bl *Latencies, target bool
 
 func scenarioSend(ctx context.Context, e *env, o Options) (Result, error) {
 	res := Result{Scenario: "1. Send throughput", Broker: e.name,
-		Setup:    fmt.Sprintf("Closed loop: 1, 16 and 64 callers sharing one connection, each sending 200-byte messages to one of 8 rooms as fast as answers come, %v each. Client and services in one process, over loopback TCP; topic of 3 partitions.", o.Duration),
+		Setup:    fmt.Sprintf("Closed loop: 1, 16 and 64 callers sharing one connection, each sending 200-byte messages to one of 8 rooms as fast as answers come, %v each. Client, ingest service and broker in one process, over loopback TCP; topic of 3 partitions; no subscribe service running (its consumer would compete for the same 2 cores; scenario 2 measures the whole path).", o.Duration),
 		Baseline: "the same load generator against a no-op Send handler behind the same gRPC server plumbing (interceptors, health, keepalive), in the same process."}
-	st, err := e.stack(ctx, 1024)
+	st, err := e.ingestOnly(ctx)
 	if err != nil {
 		return res, err
 	}

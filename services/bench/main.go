@@ -18,8 +18,8 @@ import (
 func main() { app.Main(run) }
 
 func run(ctx context.Context, args []string) error {
-	if addr := os.Getenv(bench.NoopEnv); addr != "" {
-		return bench.ServeNoop(ctx, addr)
+	if kind := os.Getenv(bench.ServeEnv); kind != "" {
+		return bench.Serve(ctx, kind, os.Getenv("CHAT_LISTEN_ADDR"))
 	}
 	o := bench.Options{Progress: os.Stderr}
 	var md, js, cpuprofile string
