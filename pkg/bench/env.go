@@ -28,7 +28,7 @@ import (
 // env is a broker plus whatever a scenario started on it, stopped by close.
 type env struct {
 	brokers  string
-	embedded bool // brokers is kfake in this process
+	embedded bool   // brokers is kfake in this process
 	name     string // "kfake (embedded)" or "Apache Kafka at ..."
 	stops    []func()
 	topicSeq int
