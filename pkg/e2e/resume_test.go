@@ -213,6 +213,27 @@ func TestHistoryOnJoin(t *testing.T) {
 	}
 }
 
+// TestLastRightAfterSend: "last N" counts from what Kafka has acknowledged,
+// not from what the service's consumer has fetched so far: a subscription
+// made right after Sends were acknowledged gets exactly their last N, then
+// what follows. Many rounds, so that some find the consumer lagging.
+func TestLastRightAfterSend(t *testing.T) {
+	st := testenv.StartStack(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for round := range 40 {
+		room := "fresh-" + strconv.Itoa(round)
+		sendNumbered(t, ctx, st.Client, room, "", 0, 3)
+		sub, err := st.Client.Subscribe(ctx, room, chatclient.Last(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sendNumbered(t, ctx, st.Client, room, "", 3, 1)
+		expectSequence(t, ctx, sub, "", 1, 3)
+		sub.Close()
+	}
+}
+
 // TestResumeThroughDisconnects: the network under a subscriber is cut again
 // and again during a 10,000-message burst; the client library resumes each
 // time and the reader sees the exact sequence.

@@ -590,10 +590,13 @@ func (h *Hub) afterToken(ctx context.Context, p *partition, t token.Token) (int6
 	return next, nil
 }
 
-// lastN finds the offset of the room's n-th newest message: from the
-// window if it holds that many, otherwise by reading backwards from Kafka
-// in growing chunks. With fewer messages retained it returns the oldest
-// retained offset.
+// lastN finds the offset of the room's n-th newest message, counting back
+// from Kafka's end offset at the time of the request: first the messages
+// Kafka has acknowledged that the consumer has not delivered yet (read
+// from Kafka; the consumer usually has none pending), then the window,
+// then older records read backwards from Kafka in growing chunks. With
+// fewer messages retained it returns the room's oldest retained message,
+// and with none, the end.
 func (h *Hub) lastN(ctx context.Context, p *partition, room string, n int) (int64, error) {
 	// Kafka's start offset bounds the answer even when the window holds
 	// enough: messages deleted there must not come back from memory (their
@@ -602,21 +605,37 @@ func (h *Hub) lastN(ctx context.Context, p *partition, room string, n int) (int6
 	if err != nil {
 		return 0, err
 	}
-	lo := starts[p.id]
+	ends, err := h.ends.get(ctx)
+	if err != nil {
+		return 0, status.Errorf(codes.Unavailable, "looking up the latest offset: %v", err)
+	}
+	lo, end := starts[p.id], ends[p.id]
 	p.mu.Lock()
 	inWindow := p.window.since(max(p.coveredFrom, lo), room)
 	hi, head := p.coveredFrom, p.head
 	p.mu.Unlock()
-	if len(inWindow) >= n {
-		return inWindow[len(inWindow)-n].offset, nil
-	}
-	if hi <= lo {
-		if len(inWindow) > 0 {
-			return inWindow[0].offset, nil
+	need := n
+	oldest := int64(-1) // oldest message of the room found so far
+	if head < end {
+		pending, err := h.roomOffsets(ctx, p.id, room, max(head, lo), end)
+		if err != nil {
+			return 0, err
 		}
-		return min(lo, head), nil
+		if len(pending) >= need {
+			return pending[len(pending)-need], nil
+		}
+		need -= len(pending)
+		if len(pending) > 0 {
+			oldest = pending[0]
+		}
 	}
-	need := n - len(inWindow)
+	if len(inWindow) >= need {
+		return inWindow[len(inWindow)-need].offset, nil
+	}
+	need -= len(inWindow)
+	if len(inWindow) > 0 {
+		oldest = inWindow[0].offset
+	}
 	chunk := int64(max(need*8, 512))
 	for hi > lo {
 		from := max(lo, hi-chunk)
@@ -628,9 +647,16 @@ func (h *Hub) lastN(ctx context.Context, p *partition, room string, n int) (int6
 			return offsets[len(offsets)-need], nil
 		}
 		need -= len(offsets)
+		if len(offsets) > 0 {
+			oldest = offsets[0]
+		}
 		hi, chunk = from, chunk*2
 	}
-	return lo, nil
+	if oldest >= 0 {
+		return oldest, nil
+	}
+	// Kafka retains nothing of the room: start where the next one will be.
+	return max(end, lo), nil
 }
 
 // roomOffsets reads [from, to) of a partition back from Kafka and returns
