@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/grpcserver"
 	"github.com/kafkachat/kafkachat/pkg/procs"
@@ -77,7 +75,7 @@ func buildServices(ctx context.Context, pkgs ...string) (string, error) {
 func scenarioProcesses(ctx context.Context, e *env, o Options) (Result, error) {
 	res := Result{Scenario: "6. Send across processes", Broker: e.name,
 		Setup:    fmt.Sprintf("The ingest service runs as its own process (the built binary), the load generator in the benchmark process, the broker in the benchmark process (kfake) or its own JVM. 64 closed-loop callers on one connection, 200-byte messages, %v.", o.Duration),
-		Baseline: "the no-op Send handler in its own process (this benchmark binary in serving mode), same load generator."}
+		Baseline: "the no-op Send handler in its own process (this benchmark binary in serving mode), same load generator, interleaved: baseline, ours, ours, baseline, each for half the time."}
 	dir, err := buildServices(ctx, "./services/ingest")
 	if err != nil {
 		return res, err
@@ -99,25 +97,17 @@ func scenarioProcesses(ctx context.Context, e *env, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	var conns []*grpc.ClientConn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	run := func(name, addr string) (float64, *Latencies, error) {
-		conn, err := dial(addr)
-		if err != nil {
-			return 0, nil, err
-		}
-		conns = append(conns, conn)
-		return sendLoad(ctx, o.Progress, name, conn, 64, o.Duration)
-	}
-	base, bl, err := run("no-op Send process, 64 callers", noopAddr)
+	ingestConn, err := dial(ingestAddr)
 	if err != nil {
 		return res, err
 	}
-	ours, ol, err := run("ingest process, 64 callers", ingestAddr)
+	defer ingestConn.Close()
+	noopConn, err := dial(noopAddr)
+	if err != nil {
+		return res, err
+	}
+	defer noopConn.Close()
+	ours, base, ol, bl, err := compareSend(ctx, o.Progress, "ingest process", ingestConn, noopConn, 64, o.Duration)
 	if err != nil {
 		return res, err
 	}
