@@ -81,9 +81,10 @@ type partition struct {
 	id int32
 
 	mu          sync.Mutex
-	head        int64 // next offset the consumer will deliver
-	window      ring  // recent messages, oldest first
-	coveredFrom int64 // every message at offset >= coveredFrom is in window or still to come
+	head        int64         // next offset the consumer will deliver
+	window      ring          // recent messages, oldest first
+	coveredFrom int64         // every message at offset >= coveredFrom is in window or still to come
+	advanced    chan struct{} // closed (and cleared) when head moves; made by waiters
 	rooms       map[string]map[*subscriber]struct{}
 }
 
@@ -324,7 +325,38 @@ func (h *Hub) dispatch(p *partition, recs []*kgo.Record) error {
 			s.offer(e)
 		}
 	}
+	if p.advanced != nil {
+		close(p.advanced)
+		p.advanced = nil
+	}
 	return nil
+}
+
+// awaitHead waits, at most maxWait, until the consumer has delivered
+// partition p up to end. It reports whether it has.
+func awaitHead(ctx context.Context, p *partition, end int64, maxWait time.Duration) bool {
+	t := time.NewTimer(maxWait)
+	defer t.Stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.head < end {
+		if p.advanced == nil {
+			p.advanced = make(chan struct{})
+		}
+		ch := p.advanced
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-t.C:
+			p.mu.Lock()
+			return false
+		case <-ctx.Done():
+			p.mu.Lock()
+			return false
+		}
+		p.mu.Lock()
+	}
+	return true
 }
 
 // decode turns a record into the response every subscriber of its room is
@@ -592,8 +624,9 @@ func (h *Hub) afterToken(ctx context.Context, p *partition, t token.Token) (int6
 
 // lastN finds the offset of the room's n-th newest message, counting back
 // from Kafka's end offset at the time of the request: first the messages
-// Kafka has acknowledged that the consumer has not delivered yet (read
-// from Kafka; the consumer usually has none pending), then the window,
+// Kafka has acknowledged that the consumer has not delivered yet (those
+// still pending after a short wait for the consumer are read from Kafka),
+// then the window,
 // then older records read backwards from Kafka in growing chunks. With
 // fewer messages retained it returns the room's oldest retained message,
 // and with none, the end.
@@ -610,6 +643,9 @@ func (h *Hub) lastN(ctx context.Context, p *partition, room string, n int) (int6
 		return 0, status.Errorf(codes.Unavailable, "looking up the latest offset: %v", err)
 	}
 	lo, end := starts[p.id], ends[p.id]
+	// The consumer is usually at most a fetch behind Kafka's end: waiting
+	// for it is much cheaper than reading the difference from Kafka.
+	awaitHead(ctx, p, end, 500*time.Millisecond)
 	p.mu.Lock()
 	inWindow := p.window.since(max(p.coveredFrom, lo), room)
 	hi, head := p.coveredFrom, p.head
