@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,7 +33,7 @@ func scenarioMemory(ctx context.Context, e *env, o Options) (Result, error) {
 		return res, err
 	}
 	for _, n := range []int{1000, 10000} {
-		pprofAddr, err := freeAddr()
+		pprofAddr, err := procs.FreeAddr()
 		if err != nil {
 			return res, err
 		}
@@ -103,15 +102,6 @@ func settledRSS(p *procs.Proc) (int64, error) {
 		prev = cur
 	}
 	return prev, nil
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // runtimeStats are a process's Go runtime figures, in bytes.

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
@@ -163,20 +162,7 @@ func (e *env) devKafka(ctx context.Context, bin, dir string) (string, error) {
 		return "", err
 	}
 	e.stops = append(e.stops, func() { _ = p.Stop(10 * time.Second) })
-	t := time.NewTimer(30 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case l := <-lines:
-			if addr, ok := strings.CutPrefix(l, "KAFKA_BROKERS="); ok {
-				return addr, nil
-			}
-		case <-p.Done():
-			return "", fmt.Errorf("devkafka exited: %v\n%s", p.Err(), p.Tail(20))
-		case <-t.C:
-			return "", fmt.Errorf("devkafka printed no address within 30s\n%s", p.Tail(20))
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
-	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return procs.AwaitLine(ctx, p, lines, "KAFKA_BROKERS=")
 }

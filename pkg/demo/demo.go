@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,7 +93,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		if err != nil {
 			return err
 		}
-		if brokers, err = awaitAddr(ctx, p, lines); err != nil {
+		if brokers, err = procs.AwaitLine(ctx, p, lines, "KAFKA_BROKERS="); err != nil {
 			return fail(p, err)
 		}
 		say("embedded Kafka broker (kfake) on %s", brokers)
@@ -102,11 +101,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		say("using Kafka at %s", brokers)
 	}
 
-	ingestAddr, err := freeAddr()
+	ingestAddr, err := procs.FreeAddr()
 	if err != nil {
 		return err
 	}
-	subscribeAddr, err := freeAddr()
+	subscribeAddr, err := procs.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -185,21 +184,6 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	return nil
 }
 
-func awaitAddr(ctx context.Context, p *procs.Proc, lines <-chan string) (string, error) {
-	for {
-		select {
-		case l := <-lines:
-			if addr, ok := strings.CutPrefix(l, "KAFKA_BROKERS="); ok {
-				return addr, nil
-			}
-		case <-p.Done():
-			return "", fmt.Errorf("%s exited before listening: %v", p.Name, p.Err())
-		case <-ctx.Done():
-			return "", fmt.Errorf("waiting for %s: %w", p.Name, ctx.Err())
-		}
-	}
-}
-
 // awaitServing polls the gRPC health service until it reports SERVING.
 func awaitServing(ctx context.Context, addr string, p *procs.Proc) error {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -225,14 +209,4 @@ func awaitServing(ctx context.Context, addr string, p *procs.Proc) error {
 			return fmt.Errorf("waiting for %s to be SERVING: %w", p.Name, ctx.Err())
 		}
 	}
-}
-
-// freeAddr finds a free loopback port.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

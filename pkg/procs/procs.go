@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,4 +194,31 @@ func ModuleRoot() (string, error) {
 func IsSignalExit(err error) bool {
 	var ee *exec.ExitError
 	return errors.As(err, &ee) && !ee.Exited()
+}
+
+// AwaitLine waits for a line of p's stdout (as Start sends it to lines)
+// that starts with prefix, and returns the rest of that line.
+func AwaitLine(ctx context.Context, p *Proc, lines <-chan string, prefix string) (string, error) {
+	for {
+		select {
+		case l := <-lines:
+			if rest, ok := strings.CutPrefix(l, prefix); ok {
+				return rest, nil
+			}
+		case <-p.Done():
+			return "", fmt.Errorf("%s exited before printing %s: %v\n%s", p.Name, prefix, p.Err(), p.Tail(20))
+		case <-ctx.Done():
+			return "", fmt.Errorf("waiting for %s to print %s: %w", p.Name, prefix, ctx.Err())
+		}
+	}
+}
+
+// FreeAddr returns a loopback address whose port is free right now.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
