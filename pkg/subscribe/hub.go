@@ -650,27 +650,34 @@ func (h *Hub) lastN(ctx context.Context, p *partition, room string, n int) (int6
 	inWindow := p.window.since(max(p.coveredFrom, lo), room)
 	hi, head := p.coveredFrom, p.head
 	p.mu.Unlock()
-	need := n
-	oldest := int64(-1) // oldest message of the room found so far
+	// The room's offsets are taken in segments, newest first, until n are
+	// found; oldest is the oldest taken so far.
+	need, oldest := n, int64(-1)
+	take := func(offsets []int64) (int64, bool) {
+		if len(offsets) >= need {
+			return offsets[len(offsets)-need], true
+		}
+		need -= len(offsets)
+		if len(offsets) > 0 {
+			oldest = offsets[0]
+		}
+		return 0, false
+	}
 	if head < end {
 		pending, err := h.roomOffsets(ctx, p.id, room, max(head, lo), end)
 		if err != nil {
 			return 0, err
 		}
-		if len(pending) >= need {
-			return pending[len(pending)-need], nil
-		}
-		need -= len(pending)
-		if len(pending) > 0 {
-			oldest = pending[0]
+		if at, ok := take(pending); ok {
+			return at, nil
 		}
 	}
-	if len(inWindow) >= need {
-		return inWindow[len(inWindow)-need].offset, nil
+	windowOffsets := make([]int64, len(inWindow))
+	for i, e := range inWindow {
+		windowOffsets[i] = e.offset
 	}
-	need -= len(inWindow)
-	if len(inWindow) > 0 {
-		oldest = inWindow[0].offset
+	if at, ok := take(windowOffsets); ok {
+		return at, nil
 	}
 	chunk := int64(max(need*8, 512))
 	for hi > lo {
@@ -679,12 +686,8 @@ func (h *Hub) lastN(ctx context.Context, p *partition, room string, n int) (int6
 		if err != nil {
 			return 0, err
 		}
-		if len(offsets) >= need {
-			return offsets[len(offsets)-need], nil
-		}
-		need -= len(offsets)
-		if len(offsets) > 0 {
-			oldest = offsets[0]
+		if at, ok := take(offsets); ok {
+			return at, nil
 		}
 		hi, chunk = from, chunk*2
 	}
