@@ -196,6 +196,17 @@ is_our_kafka() {
   [[ $cmd == *" kafka.Kafka $CONFIG"* ]]
 }
 
+# Exit 0 if $1 is a live (not zombie) process, whatever it runs. Right
+# after `nohup java ... &` the child may not have exec'd java yet (its
+# cmdline is still this shell's), so startup waits on this, not on
+# is_our_kafka.
+is_alive() {
+  local pid=$1 state
+  [[ -r /proc/$pid/stat ]] || return 1
+  state=$(sed -e 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ $state != Z && $state != X ]]
+}
+
 running_pid() { # prints the pid and exits 0 if our broker is running
   local pid
   [[ -f $PID_FILE ]] || return 1
@@ -343,7 +354,7 @@ cmd_up() {
 
   local deadline=$((t0 + KAFKA_START_TIMEOUT * 1000))
   while :; do
-    if ! is_our_kafka "$pid"; then
+    if ! is_alive "$pid"; then
       show_logs
       rm -f "$PID_FILE"
       die "the broker JVM (pid $pid) exited during startup"
