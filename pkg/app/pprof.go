@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// servePprof serves Go's profiles on addr, on a mux of its own (never on
+// ServePprof serves Go's profiles on addr, on a mux of its own (never on
 // the default one, so nothing else registered there is exposed), until the
 // returned stop is called.
-func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
+func ServePprof(addr string, logger *slog.Logger) (stop func(), err error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -16,7 +16,7 @@ func TestServePprof(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	stop, err := servePprof(addr, slog.New(slog.DiscardHandler))
+	stop, err := ServePprof(addr, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func RunService(ctx context.Context, name, defaultListen string, args []string, 
 	}
 	logger.Info("listening", "addr", lis.Addr().String(), "brokers", common.Brokers, "topic", common.Topic)
 	if common.PprofAddr != "" {
-		stop, err := servePprof(common.PprofAddr, logger)
+		stop, err := ServePprof(common.PprofAddr, logger)
 		if err != nil {
 			lis.Close()
 			return err

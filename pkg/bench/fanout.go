@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/message"
+	"github.com/kafkachat/kafkachat/pkg/procs"
 )
 
 // bareHub is the fan-out baseline: Send pushes the message straight to
@@ -164,15 +166,19 @@ func scenarioFanout(ctx context.Context, e *env, o Options) (Result, error) {
 		return res, err
 	}
 	defer d.cleanup()
-	ours, err := fanoutRun(ctx, o, "chat services", d.ingestAddr, d.subAddr, n)
+	ours, err := fanoutRun(ctx, e, o, "chat services", d.ingestAddr, d.subAddr, d.subPprof, n)
 	if err != nil {
 		return res, err
 	}
-	bareProc, bareAddr, err := e.process(ctx, "bare", d.self, d.dir, ServeEnv+"=bare")
+	barePprof, err := procs.FreeAddr()
 	if err != nil {
 		return res, err
 	}
-	bare, err := fanoutRun(ctx, o, "bare fan-out", bareAddr, bareAddr, n)
+	bareProc, bareAddr, err := e.process(ctx, "bare", d.self, d.dir, ServeEnv+"=bare", "CHAT_PPROF_ADDR="+barePprof)
+	if err != nil {
+		return res, err
+	}
+	bare, err := fanoutRun(ctx, e, o, "bare fan-out", bareAddr, bareAddr, barePprof, n)
 	_ = bareProc.Stop(10 * time.Second)
 	if err != nil {
 		return res, err
@@ -200,8 +206,9 @@ type fanoutOutcome struct {
 }
 
 // fanoutRun opens n subscribers on subAddr, sends 100 msg/s through
-// ingestAddr for o.Duration and then as fast as 16 senders go.
-func fanoutRun(ctx context.Context, o Options, name, ingestAddr, subAddr string, n int64) (fanoutOutcome, error) {
+// ingestAddr for o.Duration and then as fast as 16 senders go. The
+// process serving subAddr (pprof on subPprof) is profiled in both phases.
+func fanoutRun(ctx context.Context, e *env, o Options, name, ingestAddr, subAddr, subPprof string, n int64) (fanoutOutcome, error) {
 	var out fanoutOutcome
 	conn, err := dial(ingestAddr)
 	if err != nil {
@@ -222,6 +229,7 @@ func fanoutRun(ctx context.Context, o Options, name, ingestAddr, subAddr string,
 	var sendErr error
 	var once sync.Once
 	pa := startProgress(o.Progress, name+", 100 msg/s (deliveries)", rcv.delivered.Load)
+	profiled := e.profileCPU(ctx, o, subPprof, "fanout-"+name+"-100", o.Duration)
 	openLoop(ctx, 100, o.Duration, func(int) {
 		if _, err := client.Send(ctx, &chatv1.SendRequest{Room: "fanout", User: "bench", Text: stampedText()}); err != nil {
 			once.Do(func() { sendErr = err })
@@ -231,6 +239,9 @@ func fanoutRun(ctx context.Context, o Options, name, ingestAddr, subAddr string,
 	})
 	rcv.waitFor(sentA.Load()*n, 30*time.Second)
 	pa.end()
+	if err := profiled(); err != nil {
+		return out, err
+	}
 	if sendErr != nil {
 		return out, sendErr
 	}
@@ -240,6 +251,7 @@ func fanoutRun(ctx context.Context, o Options, name, ingestAddr, subAddr string,
 	// Phase B: as fast as it goes.
 	startB := time.Now()
 	var sentB atomic.Int64
+	profiled = e.profileCPU(ctx, o, subPprof, "fanout-"+name+"-max", o.Duration)
 	_, _, err = closedLoop(ctx, o.Progress, name+", senders at max rate", 16, o.Duration, func(ctx context.Context, _, _ int) error {
 		_, err := client.Send(ctx, &chatv1.SendRequest{Room: "fanout", User: "bench", Text: stampedText()})
 		if err == nil {
@@ -247,7 +259,7 @@ func fanoutRun(ctx context.Context, o Options, name, ingestAddr, subAddr string,
 		}
 		return err
 	})
-	if err != nil {
+	if err := errors.Join(err, profiled()); err != nil {
 		return out, err
 	}
 	out.sentB = sentB.Load()

@@ -12,75 +12,126 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
+	"github.com/kafkachat/kafkachat/pkg/message"
 	"github.com/kafkachat/kafkachat/pkg/procs"
 )
 
+// idleSubscribe is the memory baseline: a Subscribe that sends its
+// headers and then waits for the client to leave, behind the same server
+// plumbing. What an idle stream costs there is grpc-go's floor for one
+// stream on its own connection.
+type idleSubscribe struct {
+	chatv1.UnimplementedSubscribeServiceServer
+}
+
+func (idleSubscribe) Subscribe(_ *chatv1.SubscribeRequest, stream grpc.ServerStreamingServer[chatv1.SubscribeResponse]) error {
+	if err := stream.SendHeader(metadata.Pairs(message.HeaderResumeToken, "idle")); err != nil {
+		return err
+	}
+	<-stream.Context().Done()
+	return nil
+}
+
 // scenarioMemory: resident memory of the subscribe service per idle
-// subscriber, each on its own connection, and where it goes: the service's
-// pprof listener reports its goroutines, their stacks and its heap.
+// subscriber, each on its own connection, next to the same streams on a
+// handler that does nothing; and where it goes: each process's pprof
+// listener reports its goroutines, their stacks and its heap.
 func scenarioMemory(ctx context.Context, e *env, o Options) (Result, error) {
 	res := Result{Scenario: "4. Memory per idle subscriber", Broker: e.name,
 		Setup: "The subscribe service runs as its own process (the built binary). 1,000 and then 10,000 idle Subscribe streams, each on its own gRPC connection from the benchmark process; the figure is the growth of the service's resident memory (RSS) divided by the number of streams, read once the RSS has settled. " +
 			"Then the service's runtime is asked, through its pprof listener (CHAT_PPROF_ADDR), for its goroutine count and, after a garbage collection, its goroutine stack and heap sizes: the growth of each per stream shows where the memory goes.",
-		Details: map[string]any{}}
+		Baseline: "the floor of grpc-go: the same streams on a Subscribe handler that sends its headers and waits (this benchmark binary in serving mode, same server plumbing and keepalive), in its own process, measured the same way.",
+		Details:  map[string]any{}}
 	dir, err := buildServices(ctx, "./services/subscribe")
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
+	self, err := os.Executable()
+	if err != nil {
+		return res, err
+	}
 	topic, err := e.topic(ctx, 3)
 	if err != nil {
 		return res, err
 	}
 	for _, n := range []int{1000, 10000} {
-		pprofAddr, err := procs.FreeAddr()
+		ours, err := idleMemory(ctx, e, o, n, fmt.Sprintf("subscribe-%d", n), filepath.Join(dir, "subscribe"), dir,
+			"KAFKA_BROKERS="+e.brokers, "CHAT_TOPIC="+topic)
 		if err != nil {
 			return res, err
 		}
-		proc, addr, err := e.process(ctx, "subscribe", filepath.Join(dir, "subscribe"), dir,
-			"KAFKA_BROKERS="+e.brokers, "CHAT_TOPIC="+topic, "CHAT_PPROF_ADDR="+pprofAddr)
+		floor, err := idleMemory(ctx, e, o, n, fmt.Sprintf("floor-%d", n), self, dir, ServeEnv+"=idle")
 		if err != nil {
 			return res, err
 		}
-		before, err := settledRSS(proc)
-		if err != nil {
-			return res, err
-		}
-		rtBefore, err := readRuntime(ctx, pprofAddr)
-		if err != nil {
-			return res, err
-		}
-		rcv, err := startReceiversProgress(ctx, o, addr, n)
-		if err != nil {
-			return res, err
-		}
-		after, err := settledRSS(proc)
-		var rtAfter runtimeStats
-		if err == nil {
-			rtAfter, err = readRuntime(ctx, pprofAddr)
-		}
-		rcv.stop()
-		_ = proc.Stop(10 * time.Second)
-		if err != nil {
-			return res, err
-		}
-		per := func(a, b int64) float64 { return float64(a-b) / float64(n) / 1024 }
-		rss := per(after, before)
 		res.Figures = append(res.Figures,
-			fig(fmt.Sprintf("RSS per idle stream, %d streams", n), "KiB", rss, 0).target("<= 30 KiB", rss <= 30),
-			fig(fmt.Sprintf("  goroutines per stream, %d streams", n), "", float64(rtAfter.goroutines-rtBefore.goroutines)/float64(n), 0),
-			fig(fmt.Sprintf("  goroutine stacks per stream, %d streams", n), "KiB", per(rtAfter.stack, rtBefore.stack), 0),
-			fig(fmt.Sprintf("  heap in use per stream (after a GC), %d streams", n), "KiB", per(rtAfter.heapInuse, rtBefore.heapInuse), 0),
-			fig(fmt.Sprintf("  live heap objects per stream (after a GC), %d streams", n), "KiB", per(rtAfter.heapAlloc, rtBefore.heapAlloc), 0))
-		res.Details[fmt.Sprintf("rss_before_%d_MiB", n)] = before >> 20
-		res.Details[fmt.Sprintf("rss_after_%d_MiB", n)] = after >> 20
+			fig(fmt.Sprintf("RSS per idle stream, %d streams", n), "KiB", ours.rss, floor.rss).target("<= 30 KiB", ours.rss <= 30),
+			fig(fmt.Sprintf("  goroutines per stream, %d streams", n), "", ours.goroutines, floor.goroutines),
+			fig(fmt.Sprintf("  goroutine stacks per stream, %d streams", n), "KiB", ours.stack, floor.stack),
+			fig(fmt.Sprintf("  heap in use per stream (after a GC), %d streams", n), "KiB", ours.heapInuse, floor.heapInuse),
+			fig(fmt.Sprintf("  live heap objects per stream (after a GC), %d streams", n), "KiB", ours.heapAlloc, floor.heapAlloc))
+		res.Details[fmt.Sprintf("rss_before_%d_MiB", n)] = ours.before >> 20
+		res.Details[fmt.Sprintf("rss_after_%d_MiB", n)] = ours.after >> 20
+		res.Details[fmt.Sprintf("floor_rss_after_%d_MiB", n)] = floor.after >> 20
 	}
 	return res, nil
 }
 
-func startReceiversProgress(ctx context.Context, o Options, addr string, n int) (*receivers, error) {
-	fmt.Fprintf(o.Progress, "  opening %d idle streams...\n", n)
-	return startReceivers(ctx, addr, "idle", n)
+// idleCost is what n idle streams cost a process, per stream (KiB, or a
+// count for goroutines).
+type idleCost struct {
+	rss, goroutines, stack, heapInuse, heapAlloc float64
+	before, after                                int64 // RSS in bytes
+}
+
+// idleMemory starts bin (name is for profiles), opens n idle streams to
+// it and reads what they cost.
+func idleMemory(ctx context.Context, e *env, o Options, n int, name, bin, dir string, env ...string) (idleCost, error) {
+	var c idleCost
+	pprofAddr, err := procs.FreeAddr()
+	if err != nil {
+		return c, err
+	}
+	proc, addr, err := e.process(ctx, name, bin, dir, append(env, "CHAT_PPROF_ADDR="+pprofAddr)...)
+	if err != nil {
+		return c, err
+	}
+	defer func() { _ = proc.Stop(10 * time.Second) }()
+	if c.before, err = settledRSS(proc); err != nil {
+		return c, err
+	}
+	rtBefore, err := readRuntime(ctx, pprofAddr)
+	if err != nil {
+		return c, err
+	}
+	fmt.Fprintf(o.Progress, "  %s: opening %d idle streams...\n", name, n)
+	rcv, err := startReceivers(ctx, addr, "idle", n)
+	if err != nil {
+		return c, err
+	}
+	defer rcv.stop()
+	if c.after, err = settledRSS(proc); err != nil {
+		return c, err
+	}
+	rtAfter, err := readRuntime(ctx, pprofAddr)
+	if err != nil {
+		return c, err
+	}
+	if err := e.saveProfiles(ctx, o, pprofAddr, name, "heap", "goroutine"); err != nil {
+		return c, err
+	}
+	per := func(a, b int64) float64 { return float64(a-b) / float64(n) / 1024 }
+	c.rss = per(c.after, c.before)
+	c.goroutines = float64(rtAfter.goroutines-rtBefore.goroutines) / float64(n)
+	c.stack = per(rtAfter.stack, rtBefore.stack)
+	c.heapInuse = per(rtAfter.heapInuse, rtBefore.heapInuse)
+	c.heapAlloc = per(rtAfter.heapAlloc, rtBefore.heapAlloc)
+	return c, nil
 }
 
 // settledRSS reads the process's RSS until two readings a second apart

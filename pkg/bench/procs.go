@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kafkachat/kafkachat/pkg/app"
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/grpcserver"
 	"github.com/kafkachat/kafkachat/pkg/procs"
@@ -16,7 +17,9 @@ import (
 // ServeEnv, set in a bench process's environment, makes it serve a
 // baseline on CHAT_LISTEN_ADDR instead of benchmarking, for the scenarios
 // that run the services as separate processes: "noop" is the no-op Send
-// handler, "bare" the bare fan-out (see bareHub).
+// handler, "bare" the bare fan-out (see bareHub), "idle" the floor of an
+// idle stream (see idleSubscribe). With CHAT_PPROF_ADDR set it serves Go's
+// profiles there, as the services do.
 const ServeEnv = "BENCH_SERVE"
 
 // Serve serves the baseline named by kind on addr until ctx ends.
@@ -24,6 +27,14 @@ func Serve(ctx context.Context, kind, addr string) error {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
+	}
+	if pprofAddr := os.Getenv("CHAT_PPROF_ADDR"); pprofAddr != "" {
+		stop, err := app.ServePprof(pprofAddr, quietLogger())
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		defer stop()
 	}
 	srv := grpcserver.New(quietLogger(), grpcserver.Keepalive{Time: 15 * time.Second, Timeout: 10 * time.Second})
 	switch kind {
@@ -33,9 +44,11 @@ func Serve(ctx context.Context, kind, addr string) error {
 		b := &bareHub{}
 		chatv1.RegisterIngestServiceServer(srv.GRPC, b)
 		chatv1.RegisterSubscribeServiceServer(srv.GRPC, b)
+	case "idle":
+		chatv1.RegisterSubscribeServiceServer(srv.GRPC, idleSubscribe{})
 	default:
 		lis.Close()
-		return fmt.Errorf("%s=%q: want noop or bare", ServeEnv, kind)
+		return fmt.Errorf("%s=%q: want noop, bare or idle", ServeEnv, kind)
 	}
 	srv.SetServing()
 	return srv.Serve(ctx, lis, time.Second, nil)
@@ -120,6 +133,7 @@ type deployment struct {
 	dir, self           string // built binaries; this benchmark binary
 	brokers, topic      string
 	ingestAddr, subAddr string
+	subPprof            string // the subscribe service's pprof listener
 }
 
 func (d deployment) cleanup() { os.RemoveAll(d.dir) }
@@ -149,7 +163,10 @@ func (e *env) deployed(ctx context.Context) (deployment, error) {
 	if _, d.ingestAddr, err = e.process(ctx, "ingest", filepath.Join(d.dir, "ingest"), d.dir, svcEnv...); err != nil {
 		return d, err
 	}
-	_, d.subAddr, err = e.process(ctx, "subscribe", filepath.Join(d.dir, "subscribe"), d.dir, svcEnv...)
+	if d.subPprof, err = procs.FreeAddr(); err != nil {
+		return d, err
+	}
+	_, d.subAddr, err = e.process(ctx, "subscribe", filepath.Join(d.dir, "subscribe"), d.dir, append(svcEnv, "CHAT_PPROF_ADDR="+d.subPprof)...)
 	return d, err
 }
 

@@ -21,6 +21,10 @@ type Options struct {
 	Progress io.Writer
 	// Command is how the run was started, for the report.
 	Command string
+	// Profiles, if set, is a folder for pprof profiles of the service
+	// processes taken during the measurements (CPU while loaded, heap and
+	// goroutines while idle streams are open).
+	Profiles string
 }
 
 type scenario struct {

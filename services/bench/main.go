@@ -29,7 +29,8 @@ func run(ctx context.Context, args []string) error {
 	set.String(&o.Scenarios, "scenarios", "BENCH_SCENARIOS", "", "scenarios to run, by number (e.g. 1,3); empty runs all")
 	set.String(&md, "md", "BENCH_MD", "BENCHMARKS.md", "Markdown report to write (empty: none)")
 	set.String(&js, "json", "BENCH_JSON", "BENCHMARKS.json", "JSON report to write (empty: none)")
-	set.String(&cpuprofile, "cpuprofile", "BENCH_CPUPROFILE", "", "write a CPU profile of the whole run (client, services and embedded broker) here")
+	set.String(&o.Profiles, "profiles", "BENCH_PROFILES", "", "write pprof profiles of the service processes into this folder")
+	set.String(&cpuprofile, "cpuprofile", "BENCH_CPUPROFILE", "", "write a CPU profile of the benchmark process (load generators, clients, in-process services and embedded broker) here")
 	if err := set.Parse(args, os.LookupEnv); err != nil {
 		return &app.UsageError{Err: err}
 	}
