@@ -425,9 +425,15 @@ func (h *Hub) Follow(ctx context.Context, room string, from From, registered fun
 	if h.closing.Load() {
 		return errClosing
 	}
+	// Look-ups and catch-up reads end with the stream or with Close; once
+	// joined, the subscription needs neither registration (Close ends it
+	// through s.end), so both are released then rather than held for the
+	// life of an idle stream.
+	streamCtx := ctx
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(h.life, cancel)()
+	stopLife := context.AfterFunc(h.life, cancel)
+	release := func() { stopLife(); cancel() }
+	defer release()
 	p := h.partitions[kafka.PartitionFor(room, int32(len(h.partitions)))]
 	s := &subscriber{room: room, limit: h.queueLen, wake: make(chan struct{}, 1), done: make(chan struct{}), hub: h}
 
@@ -492,6 +498,11 @@ func (h *Hub) Follow(ctx context.Context, room string, from From, registered fun
 		reader = nil
 	}
 	defer h.leave(p, s)
+	release()
+	// The live loop waits on wake alone: the stream's end and the hub's
+	// end of the subscription post there too, so a delivery costs one
+	// channel receive rather than a select over three.
+	defer context.AfterFunc(streamCtx, s.signal)()
 
 	last := next - 1 // offset of the last message the client was sent, or before
 	deliver := func(e *entry) error {
@@ -508,28 +519,25 @@ func (h *Hub) Follow(ctx context.Context, room string, from From, registered fun
 	}
 	var batch []*entry
 	for {
+		<-s.wake
 		select {
-		case <-s.wake:
-			batch = s.take(batch[:0])
-			for _, e := range batch {
-				if err := deliver(e); err != nil {
-					return err
-				}
-			}
-			clear(batch) // let delivered entries go once the window drops them
-		case <-s.done:
+		case <-s.done: // ended by the hub: its status says more
 			return s.status(p.id, last)
-		case <-ctx.Done():
-			select {
-			case <-s.done: // ended by the hub: its status says more
-				return s.status(p.id, last)
-			default:
-			}
+		default:
+		}
+		if err := streamCtx.Err(); err != nil {
 			if h.closing.Load() {
 				return closingStatus(p.id, last)
 			}
-			return status.FromContextError(ctx.Err()).Err()
+			return status.FromContextError(err).Err()
 		}
+		batch = s.take(batch[:0])
+		for _, e := range batch {
+			if err := deliver(e); err != nil {
+				return err
+			}
+		}
+		clear(batch) // let delivered entries go once the window drops them
 	}
 }
 
@@ -734,7 +742,7 @@ type subscriber struct {
 	qmu   sync.Mutex
 	queue []*entry
 	limit int
-	wake  chan struct{} // a token here means the queue may hold entries
+	wake  chan struct{} // a token here: the queue may hold entries, or the subscription ended
 
 	once   sync.Once
 	done   chan struct{}
@@ -765,9 +773,14 @@ func (s *subscriber) offer(e *entry) {
 		return
 	}
 	s.next = e.offset + 1
+	s.signal()
+}
+
+// signal wakes the subscription's loop; a wake already pending covers it.
+func (s *subscriber) signal() {
 	select {
 	case s.wake <- struct{}{}:
-	default: // already signalled
+	default:
 	}
 }
 
@@ -796,5 +809,6 @@ func (s *subscriber) end(code codes.Code, reason string) {
 	s.once.Do(func() {
 		s.code, s.reason = code, reason
 		close(s.done)
+		s.signal()
 	})
 }
