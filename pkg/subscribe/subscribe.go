@@ -68,6 +68,19 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	return New(cfg, logger).Run(ctx, lis)
 }
 
+// ServerOptions are the subscribe service's gRPC server options beyond
+// grpcserver's defaults, tuned for many long idle streams.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		// A subscriber's connection usually carries one request for hours.
+		// An HPACK dynamic table would keep that request's headers on the
+		// server (and the response's on the client) for the connection's
+		// whole life, about 1 KiB of each idle stream, to save bytes on
+		// requests that never come.
+		grpc.HeaderTableSize(0),
+	}
+}
+
 // Server is a subscribe service.
 type Server struct {
 	cfg    Config
@@ -87,7 +100,7 @@ func (s *Server) Hub() *Hub { return s.svc.getHub() }
 // exists and the consumer has caught up with it.
 func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 	cfg, logger, svc := s.cfg, s.logger, s.svc
-	srv := grpcserver.New(logger, cfg.Keepalive())
+	srv := grpcserver.New(logger, cfg.Keepalive(), ServerOptions()...)
 	chatv1.RegisterSubscribeServiceServer(srv.GRPC, svc)
 
 	ctx, cancel := context.WithCancelCause(ctx)
