@@ -56,6 +56,12 @@ func (b *bareHub) Subscribe(_ *chatv1.SubscribeRequest, stream grpc.ServerStream
 	}
 }
 
+func (b *bareHub) streamCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.streams)
+}
+
 func (b *bareHub) Send(_ context.Context, req *chatv1.SendRequest) (*chatv1.SendResponse, error) {
 	msg := &chatv1.ChatMessage{Room: req.GetRoom(), User: req.GetUser(), Text: req.GetText(),
 		ClientMessageId: "0123456789abcdef0123456789abcdef", ServerTime: timestamppb.Now(), Position: &chatv1.Position{Partition: 1, Offset: 123456}}
@@ -68,9 +74,9 @@ func (b *bareHub) Send(_ context.Context, req *chatv1.SendRequest) (*chatv1.Send
 	return &chatv1.SendResponse{Message: msg}, nil
 }
 
-// receivers are n subscribers, each on its own connection, counting what
-// they get and, while timing, the latency encoded in each message's text
-// (read with stampCodec, without decoding the rest).
+// receivers are n subscribers, spread over a number of connections,
+// counting what they get and, while timing, the latency encoded in each
+// message's text (read with stampCodec, without decoding the rest).
 type receivers struct {
 	delivered atomic.Int64
 	last      atomic.Int64 // unix nanos of the latest delivery
@@ -79,19 +85,66 @@ type receivers struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	conns     []*grpc.ClientConn
+	lean      []*leanStream
 }
 
+// got records one message received now.
+func (r *receivers) got(st stamp) {
+	now := time.Now()
+	r.delivered.Add(1)
+	r.last.Store(now.UnixNano())
+	if st.ok && r.timing.Load() {
+		r.lat.Add(now.Sub(time.Unix(0, st.sentNanos)))
+	}
+}
+
+// startLeanReceivers opens n subscribers of room, each on its own
+// connection, with the lean client (see leanStream).
+func startLeanReceivers(ctx context.Context, addr, room string, n int) (*receivers, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &receivers{cancel: cancel}
+	for i := range n {
+		openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
+		s, err := openLean(openCtx, addr, room)
+		cancelOpen()
+		if err != nil {
+			r.stop()
+			return nil, fmt.Errorf("subscriber %d: %w", i, err)
+		}
+		r.lean = append(r.lean, s)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			_ = s.run(func(b []byte) {
+				st, _ := parseStamp(b)
+				r.got(st)
+			})
+		}()
+	}
+	return r, nil
+}
+
+// startReceivers opens n subscribers of room, each on its own connection.
 func startReceivers(ctx context.Context, addr, room string, n int) (*receivers, error) {
+	return startReceiversOn(ctx, addr, room, n, n)
+}
+
+// startReceiversOn opens n subscribers of room on conns connections, as a
+// proxy in front of the service would multiplex its clients' streams.
+func startReceiversOn(ctx context.Context, addr, room string, n, conns int) (*receivers, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	r := &receivers{cancel: cancel}
 	codec := newStampCodec()
-	for range n {
-		conn, err := dial(addr)
-		if err != nil {
-			r.stop()
-			return nil, err
+	for i := range n {
+		if i < conns {
+			conn, err := dial(addr)
+			if err != nil {
+				r.stop()
+				return nil, err
+			}
+			r.conns = append(r.conns, conn)
 		}
-		r.conns = append(r.conns, conn)
+		conn := r.conns[i%conns]
 		stream, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, chatv1.SubscribeService_Subscribe_FullMethodName, grpc.ForceCodecV2(codec))
 		if err == nil {
 			err = stream.SendMsg(&chatv1.SubscribeRequest{Room: room})
@@ -104,7 +157,7 @@ func startReceivers(ctx context.Context, addr, room string, n int) (*receivers, 
 		}
 		if err != nil {
 			r.stop()
-			return nil, fmt.Errorf("subscriber %d: %w", len(r.conns), err)
+			return nil, fmt.Errorf("subscriber %d: %w", i, err)
 		}
 		r.wg.Add(1)
 		go func() {
@@ -114,12 +167,7 @@ func startReceivers(ctx context.Context, addr, room string, n int) (*receivers, 
 				if err := stream.RecvMsg(&st); err != nil {
 					return
 				}
-				now := time.Now()
-				r.delivered.Add(1)
-				r.last.Store(now.UnixNano())
-				if st.ok && r.timing.Load() {
-					r.lat.Add(now.Sub(time.Unix(0, st.sentNanos)))
-				}
+				r.got(st)
 			}
 		}()
 	}
@@ -143,10 +191,16 @@ func (r *receivers) stop() {
 	for _, c := range r.conns {
 		c.Close()
 	}
+	for _, s := range r.lean {
+		s.Close()
+	}
 	r.wg.Wait()
 }
 
-func stampedText() string { return strconv.FormatInt(time.Now().UnixNano(), 10) + " " + text200[:180] }
+func stampedText() string { return stampAt(time.Now().UnixNano()) + " " + text200[:180] }
+
+// stampAt is the stamp a message's text starts with (see parseStamp).
+func stampAt(unixNanos int64) string { return strconv.FormatInt(unixNanos, 10) }
 
 // scenarioFanout: one room, 1,000 subscribers, each on its own connection,
 // with the broker, both services and the baseline each in a process of its
@@ -166,7 +220,7 @@ func scenarioFanout(ctx context.Context, e *env, o Options) (Result, error) {
 		return res, err
 	}
 	defer d.cleanup()
-	ours, err := fanoutRun(ctx, e, o, "chat services", d.ingestAddr, d.subAddr, d.subPprof, n)
+	ours, err := fanoutRun(ctx, e, o, fanoutTarget{"chat services", d.ingestAddr, d.subAddr, d.subPprof, d.subProc}, n)
 	if err != nil {
 		return res, err
 	}
@@ -178,7 +232,7 @@ func scenarioFanout(ctx context.Context, e *env, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	bare, err := fanoutRun(ctx, e, o, "bare fan-out", bareAddr, bareAddr, barePprof, n)
+	bare, err := fanoutRun(ctx, e, o, fanoutTarget{"bare fan-out", bareAddr, bareAddr, barePprof, bareProc}, n)
 	_ = bareProc.Stop(10 * time.Second)
 	if err != nil {
 		return res, err
@@ -189,6 +243,8 @@ func scenarioFanout(ctx context.Context, e *env, o Options) (Result, error) {
 		fig("delivery p50 at 100 msg/s", "ms", ours.latA.P50, bare.latA.P50),
 		fig("delivery p99 at 100 msg/s", "ms", ours.latA.P99, bare.latA.P99).target("<= 50 ms", ours.latA.P99 <= 50),
 		fig("delivery p99.9 at 100 msg/s", "ms", ours.latA.P999, bare.latA.P999),
+		fig("machine CPU busy at 100 msg/s (both cores)", "%", 100*ours.busyA, 100*bare.busyA),
+		fig("fan-out process CPU per delivery at 100 msg/s", "µs", ours.cpuPerDeliveryA, bare.cpuPerDeliveryA),
 		fig("deliveries/s, max rate", "msg/s", ours.rateB, bare.rateB).target(">= 0.7x bare push", ours.rateB >= 0.7*bare.rateB),
 	}
 	res.Details = map[string]any{"sent_max_phase": ours.sentB, "delivered_max_phase": ours.gotB, "complete": ours.completeB,
@@ -203,21 +259,32 @@ type fanoutOutcome struct {
 	sentB, gotB       int64
 	rateB             float64
 	completeB         bool
+	// The machine's busy share and the fan-out process's CPU time per
+	// delivery (µs) during phase A.
+	busyA, cpuPerDeliveryA float64
 }
 
-// fanoutRun opens n subscribers on subAddr, sends 100 msg/s through
-// ingestAddr for o.Duration and then as fast as 16 senders go. The
-// process serving subAddr (pprof on subPprof) is profiled in both phases.
-func fanoutRun(ctx context.Context, e *env, o Options, name, ingestAddr, subAddr, subPprof string, n int64) (fanoutOutcome, error) {
+// fanoutTarget is what a fan-out run sends to and receives from: the
+// process serving subAddr does the fan-out, and serves pprof on pprof.
+type fanoutTarget struct {
+	name, ingestAddr, subAddr, pprof string
+	proc                             *procs.Proc
+}
+
+// fanoutRun opens n subscribers on t.subAddr, sends 100 msg/s through
+// t.ingestAddr for o.Duration and then as fast as 16 senders go. The
+// fan-out process is profiled in both phases.
+func fanoutRun(ctx context.Context, e *env, o Options, t fanoutTarget, n int64) (fanoutOutcome, error) {
 	var out fanoutOutcome
-	conn, err := dial(ingestAddr)
+	name := t.name
+	conn, err := dial(t.ingestAddr)
 	if err != nil {
 		return out, err
 	}
 	defer conn.Close()
 	client := chatv1.NewIngestServiceClient(conn)
 	fmt.Fprintf(o.Progress, "  %s: opening %d streams...\n", name, n)
-	rcv, err := startReceivers(ctx, subAddr, "fanout", int(n))
+	rcv, err := startLeanReceivers(ctx, t.subAddr, "fanout", int(n))
 	if err != nil {
 		return out, err
 	}
@@ -229,7 +296,11 @@ func fanoutRun(ctx context.Context, e *env, o Options, name, ingestAddr, subAddr
 	var sendErr error
 	var once sync.Once
 	pa := startProgress(o.Progress, name+", 100 msg/s (deliveries)", rcv.delivered.Load)
-	profiled := e.profileCPU(ctx, o, subPprof, "fanout-"+name+"-100", o.Duration)
+	profiled := e.profileCPU(ctx, o, t.pprof, "fanout-"+name+"-100", o.Duration)
+	cpuBefore, err := sampleCPU(t.proc.Pid())
+	if err != nil {
+		return out, err
+	}
 	openLoop(ctx, 100, o.Duration, func(int) {
 		if _, err := client.Send(ctx, &chatv1.SendRequest{Room: "fanout", User: "bench", Text: stampedText()}); err != nil {
 			once.Do(func() { sendErr = err })
@@ -239,6 +310,15 @@ func fanoutRun(ctx context.Context, e *env, o Options, name, ingestAddr, subAddr
 	})
 	rcv.waitFor(sentA.Load()*n, 30*time.Second)
 	pa.end()
+	cpuAfter, err := sampleCPU(t.proc.Pid())
+	if err != nil {
+		return out, err
+	}
+	busy, procSecs := cpuUse(cpuBefore, cpuAfter)
+	out.busyA = busy
+	if d := rcv.delivered.Load(); d > 0 {
+		out.cpuPerDeliveryA = procSecs / float64(d) * 1e6
+	}
 	if err := profiled(); err != nil {
 		return out, err
 	}
@@ -251,7 +331,7 @@ func fanoutRun(ctx context.Context, e *env, o Options, name, ingestAddr, subAddr
 	// Phase B: as fast as it goes.
 	startB := time.Now()
 	var sentB atomic.Int64
-	profiled = e.profileCPU(ctx, o, subPprof, "fanout-"+name+"-max", o.Duration)
+	profiled = e.profileCPU(ctx, o, t.pprof, "fanout-"+name+"-max", o.Duration)
 	_, _, err = closedLoop(ctx, o.Progress, name+", senders at max rate", 16, o.Duration, func(ctx context.Context, _, _ int) error {
 		_, err := client.Send(ctx, &chatv1.SendRequest{Room: "fanout", User: "bench", Text: stampedText()})
 		if err == nil {

@@ -42,7 +42,7 @@ func (idleSubscribe) Subscribe(_ *chatv1.SubscribeRequest, stream grpc.ServerStr
 // listener reports its goroutines, their stacks and its heap.
 func scenarioMemory(ctx context.Context, e *env, o Options) (Result, error) {
 	res := Result{Scenario: "4. Memory per idle subscriber", Broker: e.name,
-		Setup: "The subscribe service runs as its own process (the built binary). 1,000 and then 10,000 idle Subscribe streams, each on its own gRPC connection from the benchmark process; the figure is the growth of the service's resident memory (RSS) divided by the number of streams, read once the RSS has settled. " +
+		Setup: "The subscribe service runs as its own process (the built binary). 1,000 and then 10,000 idle Subscribe streams, each on its own gRPC connection from the benchmark process (clients connecting directly), then 10,000 on 100 connections (as an HTTP/2 proxy in front of the service would carry them); the figure is the growth of the service's resident memory (RSS) divided by the number of streams, read once the RSS has settled. " +
 			"Then the service's runtime is asked, through its pprof listener (CHAT_PPROF_ADDR), for its goroutine count and, after a garbage collection, its goroutine stack and heap sizes: the growth of each per stream shows where the memory goes.",
 		Baseline: "the floor of grpc-go: the same streams on a Subscribe handler that sends its headers and waits (this benchmark binary in serving mode, same server plumbing and keepalive), in its own process, measured the same way.",
 		Details:  map[string]any{}}
@@ -59,25 +59,30 @@ func scenarioMemory(ctx context.Context, e *env, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	for _, n := range []int{1000, 10000} {
-		ours, err := idleMemory(ctx, e, o, n, fmt.Sprintf("subscribe-%d", n), filepath.Join(dir, "subscribe"), dir,
+	for _, c := range []struct{ streams, conns int }{{1000, 1000}, {10000, 10000}, {10000, 100}} {
+		label := fmt.Sprintf("%d streams", c.streams)
+		if c.conns != c.streams {
+			label = fmt.Sprintf("%d streams on %d connections", c.streams, c.conns)
+		}
+		tag := fmt.Sprintf("%d-on-%d", c.streams, c.conns)
+		ours, err := idleMemory(ctx, e, o, c.streams, c.conns, "subscribe-"+tag, filepath.Join(dir, "subscribe"), dir,
 			"KAFKA_BROKERS="+e.brokers, "CHAT_TOPIC="+topic)
 		if err != nil {
 			return res, err
 		}
-		floor, err := idleMemory(ctx, e, o, n, fmt.Sprintf("floor-%d", n), self, dir, ServeEnv+"=idle")
+		floor, err := idleMemory(ctx, e, o, c.streams, c.conns, "floor-"+tag, self, dir, ServeEnv+"=idle")
 		if err != nil {
 			return res, err
 		}
 		res.Figures = append(res.Figures,
-			fig(fmt.Sprintf("RSS per idle stream, %d streams", n), "KiB", ours.rss, floor.rss).target("<= 30 KiB", ours.rss <= 30),
-			fig(fmt.Sprintf("  goroutines per stream, %d streams", n), "", ours.goroutines, floor.goroutines),
-			fig(fmt.Sprintf("  goroutine stacks per stream, %d streams", n), "KiB", ours.stack, floor.stack),
-			fig(fmt.Sprintf("  heap in use per stream (after a GC), %d streams", n), "KiB", ours.heapInuse, floor.heapInuse),
-			fig(fmt.Sprintf("  live heap objects per stream (after a GC), %d streams", n), "KiB", ours.heapAlloc, floor.heapAlloc))
-		res.Details[fmt.Sprintf("rss_before_%d_MiB", n)] = ours.before >> 20
-		res.Details[fmt.Sprintf("rss_after_%d_MiB", n)] = ours.after >> 20
-		res.Details[fmt.Sprintf("floor_rss_after_%d_MiB", n)] = floor.after >> 20
+			fig("RSS per idle stream, "+label, "KiB", ours.rss, floor.rss).target("<= 30 KiB", ours.rss <= 30),
+			fig("  goroutines per stream, "+label, "", ours.goroutines, floor.goroutines),
+			fig("  goroutine stacks per stream, "+label, "KiB", ours.stack, floor.stack),
+			fig("  heap in use per stream (after a GC), "+label, "KiB", ours.heapInuse, floor.heapInuse),
+			fig("  live heap objects per stream (after a GC), "+label, "KiB", ours.heapAlloc, floor.heapAlloc))
+		res.Details["rss_before_"+tag+"_MiB"] = ours.before >> 20
+		res.Details["rss_after_"+tag+"_MiB"] = ours.after >> 20
+		res.Details["floor_rss_after_"+tag+"_MiB"] = floor.after >> 20
 	}
 	return res, nil
 }
@@ -90,8 +95,8 @@ type idleCost struct {
 }
 
 // idleMemory starts bin (name is for profiles), opens n idle streams to
-// it and reads what they cost.
-func idleMemory(ctx context.Context, e *env, o Options, n int, name, bin, dir string, env ...string) (idleCost, error) {
+// it on conns connections and reads what they cost.
+func idleMemory(ctx context.Context, e *env, o Options, n, conns int, name, bin, dir string, env ...string) (idleCost, error) {
 	var c idleCost
 	pprofAddr, err := procs.FreeAddr()
 	if err != nil {
@@ -109,8 +114,8 @@ func idleMemory(ctx context.Context, e *env, o Options, n int, name, bin, dir st
 	if err != nil {
 		return c, err
 	}
-	fmt.Fprintf(o.Progress, "  %s: opening %d idle streams...\n", name, n)
-	rcv, err := startReceivers(ctx, addr, "idle", n)
+	fmt.Fprintf(o.Progress, "  %s: opening %d idle streams on %d connections...\n", name, n, conns)
+	rcv, err := startReceiversOn(ctx, addr, "idle", n, conns)
 	if err != nil {
 		return c, err
 	}

@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/kafkachat/kafkachat/pkg/app"
 	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
 	"github.com/kafkachat/kafkachat/pkg/grpcserver"
 	"github.com/kafkachat/kafkachat/pkg/procs"
+	"github.com/kafkachat/kafkachat/pkg/subscribe"
 )
 
 // ServeEnv, set in a bench process's environment, makes it serve a
@@ -36,7 +39,11 @@ func Serve(ctx context.Context, kind, addr string) error {
 		}
 		defer stop()
 	}
-	srv := grpcserver.New(quietLogger(), grpcserver.Keepalive{Time: 15 * time.Second, Timeout: 10 * time.Second})
+	var opts []grpc.ServerOption
+	if kind == "idle" { // the floor of the subscribe service: its options
+		opts = subscribe.ServerOptions()
+	}
+	srv := grpcserver.New(quietLogger(), grpcserver.Keepalive{Time: 15 * time.Second, Timeout: 10 * time.Second}, opts...)
 	switch kind {
 	case "noop":
 		chatv1.RegisterIngestServiceServer(srv.GRPC, noopIngest{})
@@ -133,7 +140,8 @@ type deployment struct {
 	dir, self           string // built binaries; this benchmark binary
 	brokers, topic      string
 	ingestAddr, subAddr string
-	subPprof            string // the subscribe service's pprof listener
+	subPprof            string      // the subscribe service's pprof listener
+	subProc             *procs.Proc // the subscribe service
 }
 
 func (d deployment) cleanup() { os.RemoveAll(d.dir) }
@@ -166,7 +174,7 @@ func (e *env) deployed(ctx context.Context) (deployment, error) {
 	if d.subPprof, err = procs.FreeAddr(); err != nil {
 		return d, err
 	}
-	_, d.subAddr, err = e.process(ctx, "subscribe", filepath.Join(d.dir, "subscribe"), d.dir, append(svcEnv, "CHAT_PPROF_ADDR="+d.subPprof)...)
+	d.subProc, d.subAddr, err = e.process(ctx, "subscribe", filepath.Join(d.dir, "subscribe"), d.dir, append(svcEnv, "CHAT_PPROF_ADDR="+d.subPprof)...)
 	return d, err
 }
 

@@ -41,21 +41,28 @@ func (c stampCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	} else {
 		b = data.Materialize()
 	}
-	*s = stamp{}
+	var err error
+	*s, err = parseStamp(b)
+	return err
+}
+
+// parseStamp reads the send time at the start of an encoded
+// SubscribeResponse's text.
+func parseStamp(b []byte) (stamp, error) {
 	// SubscribeResponse.message (1) -> ChatMessage.text (4).
 	msg, err := field(b, 1)
 	if err != nil || msg == nil {
-		return err
+		return stamp{}, err
 	}
 	text, err := field(msg, 4)
 	if err != nil {
-		return err
+		return stamp{}, err
 	}
 	digits, _, _ := strings.Cut(string(text), " ")
 	if ns, err := strconv.ParseInt(digits, 10, 64); err == nil {
-		*s = stamp{sentNanos: ns, ok: true}
+		return stamp{sentNanos: ns, ok: true}, nil
 	}
-	return nil
+	return stamp{}, nil
 }
 
 // field returns the last occurrence of a length-delimited field in b, or

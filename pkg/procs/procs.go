@@ -118,6 +118,9 @@ func (p *Proc) RSS() (int64, error) {
 	return 0, errors.New("no VmRSS in /proc status")
 }
 
+// Pid is the process's ID.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Kill ends the process at once (SIGKILL) and waits for it.
 func (p *Proc) Kill() {
 	_ = p.cmd.Process.Kill()

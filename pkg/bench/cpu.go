@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// clockTicks is Linux's USER_HZ, the unit of /proc CPU times; it is 100 on
+// every architecture Go runs Linux on.
+const clockTicks = 100
+
+// cpuSample is the machine's busy and total CPU time and one process's
+// CPU time, in seconds, at one moment.
+type cpuSample struct {
+	busy, total float64 // the machine, summed over its cores
+	proc        float64 // user + system time of the process
+}
+
+// sampleCPU reads /proc/stat and /proc/<pid>/stat.
+func sampleCPU(pid int) (cpuSample, error) {
+	var s cpuSample
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return s, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 6 || fields[0] != "cpu" {
+		return s, errors.New("unexpected /proc/stat")
+	}
+	for i, f := range fields[1:] {
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			return s, fmt.Errorf("/proc/stat: %w", err)
+		}
+		s.total += v / clockTicks
+		if i != 3 && i != 4 { // idle, iowait
+			s.busy += v / clockTicks
+		}
+	}
+	data, err = os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, err
+	}
+	// The command name, in parentheses, may hold spaces: count fields
+	// after its closing parenthesis (utime and stime are the 14th and 15th
+	// fields of the line, the 12th and 13th after it).
+	i := strings.LastIndexByte(string(data), ')')
+	rest := strings.Fields(string(data[i+1:]))
+	if i < 0 || len(rest) < 13 {
+		return s, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	for _, f := range rest[11:13] {
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			return s, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		s.proc += v / clockTicks
+	}
+	return s, nil
+}
+
+// cpuUse is what happened between two samples: the machine's busy share
+// (0-1) and the process's CPU seconds.
+func cpuUse(a, b cpuSample) (machineBusy, procSeconds float64) {
+	if b.total > a.total {
+		machineBusy = (b.busy - a.busy) / (b.total - a.total)
+	}
+	return machineBusy, b.proc - a.proc
+}
