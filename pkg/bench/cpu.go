@@ -19,7 +19,7 @@ type cpuSample struct {
 	proc        float64 // user + system time of the process
 }
 
-// sampleCPU reads /proc/stat and /proc/<pid>/stat.
+// sampleCPU reads /proc/stat and, unless pid is 0, /proc/<pid>/stat.
 func sampleCPU(pid int) (cpuSample, error) {
 	var s cpuSample
 	data, err := os.ReadFile("/proc/stat")
@@ -40,6 +40,9 @@ func sampleCPU(pid int) (cpuSample, error) {
 		if i != 3 && i != 4 { // idle, iowait
 			s.busy += v / clockTicks
 		}
+	}
+	if pid == 0 {
+		return s, nil
 	}
 	data, err = os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

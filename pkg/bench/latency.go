@@ -30,32 +30,67 @@ func scenarioLatency(ctx context.Context, e *env, o Options) (Result, error) {
 	}
 	defer client.Close()
 	for _, rate := range []int{1000, 5000} {
-		base, err := rawLatency(ctx, e, d.brokers, d.topic, rate, o)
-		if err != nil {
+		var base, ours latencyRun
+		if err := machineBusy(&base.busy, func() (err error) {
+			base.total, err = rawLatency(ctx, e, d.brokers, d.topic, rate, o)
+			return err
+		}); err != nil {
 			return res, err
 		}
-		ours, err := chatLatency(ctx, client, rate, o)
-		if err != nil {
+		if err := machineBusy(&ours.busy, func() (err error) {
+			ours, err = chatLatency(ctx, client, rate, o)
+			return err
+		}); err != nil {
 			return res, err
 		}
-		os, bs := ours.Summary(), base.Summary()
+		os, bs := ours.total.Summary(), base.total.Summary()
+		in, out := ours.toIngest.Summary(), ours.fromIngest.Summary() // ours, split
 		limit := 1.5*bs.P99 + 1
 		res.Figures = append(res.Figures,
 			fig(fmt.Sprintf("p50 at %d msg/s", rate), "ms", os.P50, bs.P50),
 			fig(fmt.Sprintf("p99 at %d msg/s", rate), "ms", os.P99, bs.P99).target(fmt.Sprintf("<= 1.5x raw + 1 ms (%.3g ms)", limit), os.P99 <= limit),
 			fig(fmt.Sprintf("p99.9 at %d msg/s", rate), "ms", os.P999, bs.P999),
+			fig(fmt.Sprintf("  of which Send start to the ingest service's stamp, p99 at %d msg/s", rate), "ms", in.P99, 0),
+			fig(fmt.Sprintf("  of which the stamp to receipt (produce, fetch, fan-out), p99 at %d msg/s", rate), "ms", out.P99, 0),
+			fig(fmt.Sprintf("machine CPU busy at %d msg/s (both cores)", rate), "%", 100*ours.busy, 100*base.busy),
 			fig(fmt.Sprintf("received at %d msg/s", rate), "msgs", float64(os.Count), float64(bs.Count)),
 		)
 	}
 	return res, nil
 }
 
+// latencyRun is one latency measurement: Send (or Produce) to receipt,
+// for ours split at the ingest service's server_time stamp (same machine,
+// same clock), and the machine's busy share meanwhile.
+type latencyRun struct {
+	total, toIngest, fromIngest *Latencies
+	busy                        float64
+}
+
+// machineBusy runs fn and stores the machine's busy share (0-1) meanwhile.
+func machineBusy(busy *float64, fn func() error) error {
+	before, err := sampleCPU(0)
+	if err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	after, err := sampleCPU(0)
+	if err != nil {
+		return err
+	}
+	*busy, _ = cpuUse(before, after)
+	return nil
+}
+
 // chatLatency measures Send-to-receipt through the services.
-func chatLatency(ctx context.Context, client *chatclient.Client, rate int, o Options) (*Latencies, error) {
+func chatLatency(ctx context.Context, client *chatclient.Client, rate int, o Options) (latencyRun, error) {
 	room := fmt.Sprintf("latency-%d", rate)
+	run := latencyRun{toIngest: &Latencies{}, fromIngest: &Latencies{}}
 	sub, err := client.Subscribe(ctx, room, chatclient.Latest)
 	if err != nil {
-		return nil, err
+		return run, err
 	}
 	defer sub.Close()
 	var starts sync.Map
@@ -70,7 +105,10 @@ func chatLatency(ctx context.Context, client *chatclient.Client, rate int, o Opt
 				return
 			}
 			if t0, ok := starts.Load(m.GetText()); ok {
-				lat.Add(time.Since(t0.(time.Time)))
+				now, start, stamped := time.Now(), t0.(time.Time), m.GetServerTime().AsTime()
+				lat.Add(now.Sub(start))
+				run.toIngest.Add(stamped.Sub(start))
+				run.fromIngest.Add(now.Sub(stamped))
 			}
 		}
 		got <- nil
@@ -87,9 +125,10 @@ func chatLatency(ctx context.Context, client *chatclient.Client, rate int, o Opt
 	})
 	if sendErr != nil {
 		p.end()
-		return nil, sendErr
+		return run, sendErr
 	}
-	return awaitReceived(got, p, lat, total)
+	run.total, err = awaitReceived(got, p, lat, total)
+	return run, err
 }
 
 // rawLatency measures Produce-to-receipt with plain franz-go clients.

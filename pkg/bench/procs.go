@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -108,11 +109,15 @@ func scenarioProcesses(ctx context.Context, e *env, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	_, noopAddr, err := e.process(ctx, "noop", self, dir, ServeEnv+"=noop")
+	noopProc, noopAddr, err := e.process(ctx, "noop", self, dir, ServeEnv+"=noop")
 	if err != nil {
 		return res, err
 	}
-	_, ingestAddr, err := e.process(ctx, "ingest", filepath.Join(dir, "ingest"), dir, "KAFKA_BROKERS="+e.brokers, "CHAT_TOPIC="+topic)
+	ingestPprof, err := procs.FreeAddr()
+	if err != nil {
+		return res, err
+	}
+	ingestProc, ingestAddr, err := e.process(ctx, "ingest", filepath.Join(dir, "ingest"), dir, "KAFKA_BROKERS="+e.brokers, "CHAT_TOPIC="+topic, "CHAT_PPROF_ADDR="+ingestPprof)
 	if err != nil {
 		return res, err
 	}
@@ -126,12 +131,38 @@ func scenarioProcesses(ctx context.Context, e *env, o Options) (Result, error) {
 		return res, err
 	}
 	defer noopConn.Close()
+	ingestBefore, err1 := sampleCPU(ingestProc.Pid())
+	noopBefore, err2 := sampleCPU(noopProc.Pid())
+	if err := errors.Join(err1, err2); err != nil {
+		return res, err
+	}
+	profiled := e.profileCPU(ctx, o, ingestPprof, "send-ingest-process", 2*o.Duration)
 	ours, base, ol, bl, err := compareSend(ctx, o.Progress, "ingest process", ingestConn, noopConn, 64, o.Duration)
-	if err != nil {
+	if err := errors.Join(err, profiled()); err != nil {
+		return res, err
+	}
+	ingestAfter, err1 := sampleCPU(ingestProc.Pid())
+	noopAfter, err2 := sampleCPU(noopProc.Pid())
+	if err := errors.Join(err1, err2); err != nil {
 		return res, err
 	}
 	res.Figures = sendFigures(64, ours, base, ol, bl, true)
+	// The rate moves with whatever else the two cores are doing; the CPU
+	// each process spends per call is steadier and says where the time goes.
+	// Each process is idle while the other one is measured.
+	_, ingestSecs := cpuUse(ingestBefore, ingestAfter)
+	_, noopSecs := cpuUse(noopBefore, noopAfter)
+	calls := o.Duration.Seconds()
+	res.Figures = append(res.Figures, fig("server process CPU per call", "µs", perCall(ingestSecs, ours*calls), perCall(noopSecs, base*calls)))
 	return res, nil
+}
+
+// perCall is secs spread over n calls, in microseconds.
+func perCall(secs, n float64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return 1e6 * secs / n
 }
 
 // deployment is the services as deployed: the broker, ingest and
