@@ -89,21 +89,12 @@ const sendWorkers = 128
 // set up. It creates the topic in the background: until the topic is ready,
 // health reports NOT_SERVING and Send answers UNAVAILABLE.
 func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger) error {
-	producer, err := kgo.NewClient(append(kafka.ClientOpts(kafka.SplitBrokers(cfg.Brokers), logger),
-		kgo.DefaultProduceTopic(cfg.Topic),
-		kgo.RecordPartitioner(kafka.Partitioner()),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		// A Send waits for its own record: lingering would only add latency.
-		// Concurrent Sends are still batched while a request is in flight.
-		kgo.ProducerLinger(0),
-		kgo.RecordDeliveryTimeout(cfg.SendTimeout),
-	)...)
+	producer, err := newProducer(cfg, logger)
 	if err != nil {
 		lis.Close()
-		return fmt.Errorf("creating Kafka producer: %w", err)
+		return err
 	}
-	svc := &Service{producer: producer, topic: cfg.Topic, limits: message.Limits{MaxTextBytes: cfg.MaxTextBytes},
-		sendTimeout: cfg.SendTimeout, logger: logger, now: time.Now}
+	svc := newService(cfg, producer, logger)
 
 	// Each Send otherwise runs on a fresh goroutine whose stack grows
 	// through gRPC, protobuf and franz-go on every call: runtime.newstack
@@ -146,6 +137,36 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// newProducer is the service's Kafka client: idempotent (franz-go's
+// default), acks from all in-sync replicas, and records abandoned by
+// franz-go itself only after cfg.SendTimeout.
+func newProducer(cfg Config, logger *slog.Logger) (*kgo.Client, error) {
+	producer, err := kgo.NewClient(append(kafka.ClientOpts(kafka.SplitBrokers(cfg.Brokers), logger),
+		kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.RecordPartitioner(kafka.Partitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// A Send waits for its own record: lingering would only add latency.
+		// Concurrent Sends are still batched while a request is in flight.
+		kgo.ProducerLinger(0),
+		kgo.RecordDeliveryTimeout(cfg.SendTimeout),
+		kgo.MaxBufferedRecords(maxWaitingSends),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("creating Kafka producer: %w", err)
+	}
+	return producer, nil
+}
+
+// maxWaitingSends is how many Sends may wait for Kafka at once; more are
+// refused with UNAVAILABLE at once rather than queued behind a broker that
+// does not keep up.
+const maxWaitingSends = 10_000
+
+func newService(cfg Config, producer *kgo.Client, logger *slog.Logger) *Service {
+	return &Service{producer: producer, topic: cfg.Topic, limits: message.Limits{MaxTextBytes: cfg.MaxTextBytes},
+		sendTimeout: cfg.SendTimeout, logger: logger, now: time.Now}
 }
 
 // Service implements chat.v1.IngestService.
@@ -195,6 +216,12 @@ func (s *Service) Send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.Se
 // its idempotent producer keeps retrying a batch it cannot prove failed
 // (so that no retry can reorder or duplicate it), whatever the context
 // says, and a Send must not hang with it.
+//
+// The record itself is not tied to the caller's cancellation: franz-go
+// fails a whole batch when its first record's context ends, so one caller
+// giving up would fail the Sends of everyone else in the same batch. A
+// record whose caller left is written all the same (the caller was told it
+// may be), or failed by franz-go after sendTimeout (RecordDeliveryTimeout).
 func (s *Service) produce(ctx context.Context, msg *chatv1.ChatMessage) (*chatv1.Position, error) {
 	rec, err := record.Encode(s.topic, msg)
 	if err != nil {
@@ -203,7 +230,9 @@ func (s *Service) produce(ctx context.Context, msg *chatv1.ChatMessage) (*chatv1
 	ctx, cancel := context.WithTimeout(ctx, s.sendTimeout)
 	defer cancel()
 	acked := make(chan error, 1)
-	s.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) { acked <- err })
+	// TryProduce, not Produce: with a context that does not end, Produce
+	// would block while the buffer is full.
+	s.producer.TryProduce(context.WithoutCancel(ctx), rec, func(_ *kgo.Record, err error) { acked <- err })
 	select {
 	case err := <-acked:
 		if err != nil {
@@ -226,6 +255,8 @@ var errAckTimeout = errors.New("no acknowledgement in time")
 // stored, and the status says so.
 func sendStatus(ctx context.Context, err error) error {
 	switch {
+	case errors.Is(err, kgo.ErrMaxBuffered):
+		return status.Errorf(codes.Unavailable, "%d Sends already wait for Kafka; retry later (the message is not stored)", maxWaitingSends)
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		return status.Errorf(codes.Canceled, "call cancelled before Kafka acknowledged the message (it may still be stored): %v", err)
 	case ctx.Err() != nil || errors.Is(err, errAckTimeout) || errors.Is(err, context.DeadlineExceeded):

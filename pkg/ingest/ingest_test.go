@@ -1,0 +1,147 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kafkachat/kafkachat/pkg/app"
+	chatv1 "github.com/kafkachat/kafkachat/pkg/gen/chat/v1"
+	"github.com/kafkachat/kafkachat/pkg/kafka"
+)
+
+// A caller that gives up must not fail the Sends that share its batch.
+// franz-go fails a whole batch when the context of the batch's first record
+// has ended; the test builds exactly that batch: the producer ID request
+// is held so that records queue in one partition, the first of them from a
+// caller already gone, then a second one behind it.
+func TestCancelledSendDoesNotFailItsBatch(t *testing.T) {
+	const topic = "chat"
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+
+	seen, release := make(chan struct{}), make(chan struct{})
+	held := false
+	cluster.ControlKey(int16(kmsg.InitProducerID), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if !held { // only the first request; the control runs on kfake's loop
+			held = true
+			close(seen)
+			cluster.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	var released bool
+	releaseOnce := func() {
+		if !released {
+			released = true
+			close(release)
+		}
+	}
+	defer releaseOnce()
+
+	cfg := Config{ServiceConfig: app.ServiceConfig{Brokers: cluster.ListenAddrs()[0], Topic: topic}, MaxTextBytes: 4096, SendTimeout: 20 * time.Second}
+	logger := slog.New(slog.DiscardHandler)
+	producer, err := newProducer(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	svc := newService(cfg, producer, logger)
+	svc.ready.Store(true)
+
+	// Two rooms on different partitions: the first Send loads the topic's
+	// metadata and asks for the producer ID (held); the other two then
+	// queue, in order, in the second room's partition.
+	first, second := roomOn(t, 0), roomOn(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type result struct {
+		resp *chatv1.SendResponse
+		err  error
+	}
+	send := func(ctx context.Context, room, text string) chan result {
+		done := make(chan result, 1)
+		go func() {
+			resp, err := svc.Send(ctx, &chatv1.SendRequest{Room: room, User: "test", Text: text})
+			done <- result{resp, err}
+		}()
+		return done
+	}
+	warm := send(ctx, first, "loads the metadata")
+	select {
+	case <-seen:
+	case <-ctx.Done():
+		t.Fatal("no producer ID request")
+	}
+	gone, leave := context.WithCancel(ctx)
+	leave()
+	if r := <-send(gone, second, "from a caller already gone"); status.Code(r.err) != codes.Canceled {
+		t.Fatalf("Send of a gone caller: %v, want CANCELED", r.err)
+	}
+	stays := send(ctx, second, "from a caller who waits")
+	for producer.BufferedProduceRecords() < 3 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d records buffered, want 3", producer.BufferedProduceRecords())
+		case <-time.After(time.Millisecond): // polling franz-go's counter
+		}
+	}
+	releaseOnce()
+
+	for name, ch := range map[string]chan result{"first room": warm, "second room": stays} {
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				t.Fatalf("Send to the %s: %v", name, r.err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("Send to the %s did not return", name)
+		}
+	}
+}
+
+// roomOn is a room whose messages land on partition p of a 2-partition topic.
+func roomOn(t *testing.T, p int32) string {
+	for i := range 1000 {
+		if room := fmt.Sprintf("room-%d", i); kafka.PartitionFor(room, 2) == p {
+			return room
+		}
+	}
+	t.Fatalf("no room on partition %d", p)
+	return ""
+}
+
+func TestSendStatus(t *testing.T) {
+	live := context.Background()
+	gone, cancel := context.WithCancel(live)
+	cancel()
+	for _, tc := range []struct {
+		ctx  context.Context
+		err  error
+		want codes.Code
+		says string
+	}{
+		{live, fmt.Errorf("producing: %w", kgo.ErrMaxBuffered), codes.Unavailable, "Sends already wait for Kafka"},
+		{live, fmt.Errorf("producing: %w", kerr.NotEnoughReplicas), codes.Unavailable, "not stored"},
+		{live, fmt.Errorf("waiting: %w", errAckTimeout), codes.DeadlineExceeded, "may still be stored"},
+		{gone, fmt.Errorf("waiting: %w", errAckTimeout), codes.Canceled, "may still be stored"},
+	} {
+		err := sendStatus(tc.ctx, tc.err)
+		if st := status.Convert(err); st.Code() != tc.want || !strings.Contains(st.Message(), tc.says) {
+			t.Errorf("sendStatus(%v) = %v, want %v saying %q", tc.err, err, tc.want, tc.says)
+		}
+	}
+}
