@@ -3,7 +3,9 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -73,4 +75,53 @@ func cpuUse(a, b cpuSample) (machineBusy, procSeconds float64) {
 		machineBusy = (b.busy - a.busy) / (b.total - a.total)
 	}
 	return machineBusy, b.proc - a.proc
+}
+
+// listenerPid is the process listening on addr's TCP port, when addr is a
+// loopback address of this machine (the broker beside the benchmark), or 0
+// when none is found: the benchmark then leaves the broker's CPU out.
+func listenerPid(addr string) int {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return 0
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		return 0
+	}
+	inodes := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		// sl local_address rem_address st ... inode (10th field)
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" { // 0A: LISTEN
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			if p, err := strconv.ParseUint(hexPort, 16, 16); err == nil && p == port {
+				inodes["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return 0
+	}
+	procDirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range procDirs {
+		fds, _ := filepath.Glob(dir + "/fd/*")
+		for _, fd := range fds {
+			if target, err := os.Readlink(fd); err == nil && inodes[target] {
+				pid, _ := strconv.Atoi(filepath.Base(dir))
+				return pid
+			}
+		}
+	}
+	return 0
 }
