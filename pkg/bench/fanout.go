@@ -124,11 +124,6 @@ func startLeanReceivers(ctx context.Context, addr, room string, n int) (*receive
 	return r, nil
 }
 
-// startReceivers opens n subscribers of room, each on its own connection.
-func startReceivers(ctx context.Context, addr, room string, n int) (*receivers, error) {
-	return startReceiversOn(ctx, addr, room, n, n)
-}
-
 // startReceiversOn opens n subscribers of room on conns connections, as a
 // proxy in front of the service would multiplex its clients' streams.
 func startReceiversOn(ctx context.Context, addr, room string, n, conns int) (*receivers, error) {
