@@ -198,19 +198,12 @@ func readRuntime(ctx context.Context, pprofAddr string) (runtimeStats, error) {
 }
 
 func getLines(ctx context.Context, url string, each func(string)) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, err := httpGet(ctx, url)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("reading %s: %s", url, resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
+	defer body.Close()
+	sc := bufio.NewScanner(body)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		each(sc.Text())
@@ -218,6 +211,23 @@ func getLines(ctx context.Context, url string, each func(string)) error {
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("reading %s: %w", url, err)
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, body)
 	return nil
+}
+
+// httpGet is the body of a successful GET of url; the caller closes it.
+func httpGet(ctx context.Context, url string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("reading %s: %s", url, resp.Status)
+	}
+	return resp.Body, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,18 +44,11 @@ func (e *env) saveProfile(ctx context.Context, o Options, url, name string) erro
 	if err := os.MkdirAll(o.Profiles, 0o755); err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, err := httpGet(ctx, url)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("profile %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile %s: %s", url, resp.Status)
-	}
+	defer body.Close()
 	broker := "kfake"
 	if !e.embedded {
 		broker = "kafka"
@@ -66,7 +58,7 @@ func (e *env) saveProfile(ctx context.Context, o Options, url, name string) erro
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
+	if _, err := io.Copy(f, body); err != nil {
 		f.Close()
 		return fmt.Errorf("profile %s: %w", url, err)
 	}
