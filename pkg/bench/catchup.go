@@ -20,7 +20,7 @@ import (
 func scenarioCatchUp(ctx context.Context, e *env, o Options) (Result, error) {
 	const n = 100000
 	res := Result{Scenario: "5. Resume catch-up", Broker: e.name,
-		Setup:    "A room holds 100,000 messages (200 bytes) written after a subscriber's last token; the subscriber resumes with that token (through the subscribe service, whose in-memory window of 10,000 per partition does not reach back that far, so it reads from Kafka) and the figure is messages per second until it is live again.",
+		Setup:    "A room holds 100,000 messages (200 bytes) written after a subscriber's last token; the subscriber resumes with that token (through the subscribe service, whose in-memory window of 10,000 per partition does not reach back that far, so it reads from Kafka) and the figure is messages per second until it is live again. The subscriber, the services and (with kfake) the broker run in the benchmark process, over loopback TCP.",
 		Baseline: "a plain franz-go consumer reading the same 100,000 records from the same offset."}
 	st, err := e.stack(ctx, 1024)
 	if err != nil {

@@ -41,7 +41,7 @@ func newEnv(brokers string) (*env, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.brokers, e.name, e.embedded = strings.Join(c.ListenAddrs(), ","), "kfake (embedded, in process)", true
+		e.brokers, e.name, e.embedded = strings.Join(c.ListenAddrs(), ","), "kfake (embedded)", true
 		e.stops = append(e.stops, c.Close)
 	}
 	return e, nil

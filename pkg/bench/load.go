@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ type progress struct {
 
 func startProgress(w io.Writer, name string, n func() int64) *progress {
 	p := &progress{w: w, name: name, n: n, stop: make(chan struct{}), done: make(chan struct{})}
+	live := isTerminal(w) // a log file gets the final line only, without escapes
 	go func() {
 		defer close(p.done)
 		t := time.NewTicker(500 * time.Millisecond)
@@ -28,9 +30,16 @@ func startProgress(w io.Writer, name string, n func() int64) *progress {
 		for {
 			select {
 			case <-p.stop:
-				fmt.Fprintf(p.w, "\r\033[K  %-44s %8d done in %5.1fs\n", p.name, p.n(), time.Since(start).Seconds())
+				line := fmt.Sprintf("  %-44s %8d done in %5.1fs\n", p.name, p.n(), time.Since(start).Seconds())
+				if live {
+					line = "\r\033[K" + line
+				}
+				_, _ = io.WriteString(p.w, line)
 				return
 			case now := <-t.C:
+				if !live {
+					continue
+				}
 				cur := p.n()
 				fmt.Fprintf(p.w, "\r\033[K  %-44s %8d  %9.0f/s", p.name, cur, float64(cur-lastN)/now.Sub(last).Seconds())
 				last, lastN = now, cur
@@ -38,6 +47,16 @@ func startProgress(w io.Writer, name string, n func() int64) *progress {
 		}
 	}()
 	return p
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func (p *progress) end() { close(p.stop); <-p.done }

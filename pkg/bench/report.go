@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -75,18 +77,44 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		for _, f := range res.Figures {
 			base, ratio, met := "", "", ""
 			if f.Baseline != 0 {
-				base = fmt.Sprintf("%.4g %s", f.Baseline, f.Unit)
+				base = quantity(f.Baseline, f.Unit)
 				ratio = fmt.Sprintf("%.2fx", f.Ratio)
 			}
 			if f.Met != nil {
 				met = map[bool]string{true: "yes", false: "**no**"}[*f.Met]
 			}
-			fmt.Fprintf(&b, "| %s | %.4g %s | %s | %s | %s | %s |\n", f.Name, f.Value, f.Unit, base, ratio, f.Target, met)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", f.Name, quantity(f.Value, f.Unit), base, ratio, f.Target, met)
 		}
 		fmt.Fprintf(&b, "\n(took %s)\n\n", res.Took)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// quantity is v to four significant digits, with its unit: large counts
+// and rates in digits grouped by thousands (1,234,000 msg/s) rather than
+// in exponent form.
+func quantity(v float64, unit string) string {
+	text := strconv.FormatFloat(v, 'g', 4, 64)
+	if math.Abs(v) >= 1e4 && math.Abs(v) < 1e15 {
+		rounded, _ := strconv.ParseFloat(text, 64)
+		digits := strconv.FormatInt(int64(math.Abs(rounded)), 10)
+		var g strings.Builder
+		if rounded < 0 {
+			g.WriteByte('-')
+		}
+		for i, c := range digits {
+			if i > 0 && (len(digits)-i)%3 == 0 {
+				g.WriteByte(',')
+			}
+			g.WriteRune(c)
+		}
+		text = g.String()
+	}
+	if unit == "" {
+		return text
+	}
+	return text + " " + unit
 }
 
 // fig builds a figure with its ratio.

@@ -44,7 +44,7 @@ func compareSend(ctx context.Context, out io.Writer, name string, ours, base *gr
 		lat  *Latencies
 		who  string
 	}{{base, &baseRate, bl, "no-op "}, {ours, &oursRate, ol, ""}, {ours, &oursRate, ol, ""}, {base, &baseRate, bl, "no-op "}} {
-		rate, lat, err := sendLoad(ctx, out, fmt.Sprintf("%s%s, %d callers", run.who, name, callers), run.conn, callers, d/2)
+		rate, lat, err := sendLoad(ctx, out, fmt.Sprintf("%s%s, %s", run.who, name, callersLabel(callers)), run.conn, callers, d/2)
 		if err != nil {
 			return 0, 0, nil, nil, err
 		}
@@ -54,18 +54,25 @@ func compareSend(ctx context.Context, out io.Writer, name string, ours, base *gr
 	return oursRate, baseRate, ol, bl, nil
 }
 
+func callersLabel(n int) string {
+	if n == 1 {
+		return "1 caller"
+	}
+	return fmt.Sprintf("%d callers", n)
+}
+
 // sendFigures compares one concurrency level with its baseline.
 func sendFigures(callers int, ours, base float64, ol, bl *Latencies, target bool) []Figure {
-	rate := fig(fmt.Sprintf("Send/s, %d callers", callers), "msg/s", ours, base)
+	rate := fig("Send/s, "+callersLabel(callers), "msg/s", ours, base)
 	if target {
 		rate = rate.target(">= 0.7x no-op", rate.Ratio >= 0.7)
 	}
 	os, bs := ol.Summary(), bl.Summary()
 	return []Figure{
 		rate,
-		fig(fmt.Sprintf("p50, %d callers", callers), "ms", os.P50, bs.P50),
-		fig(fmt.Sprintf("p99, %d callers", callers), "ms", os.P99, bs.P99),
-		fig(fmt.Sprintf("p99.9, %d callers", callers), "ms", os.P999, bs.P999),
+		fig("p50, "+callersLabel(callers), "ms", os.P50, bs.P50),
+		fig("p99, "+callersLabel(callers), "ms", os.P99, bs.P99),
+		fig("p99.9, "+callersLabel(callers), "ms", os.P999, bs.P999),
 	}
 }
 
