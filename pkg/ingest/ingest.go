@@ -73,7 +73,9 @@ func Main(ctx context.Context, args []string) error {
 	// On the Send benchmark across processes (make bench, scenario 6; five
 	// runs each, alternated) the ingest process spent 31.5 µs of CPU per
 	// Send on average against 40.1 µs with GOGC=100, and reached 0.67x of
-	// the no-op handler's rate against 0.58x.
+	// the no-op handler's rate against 0.58x. While Kafka stalls, up to
+	// maxWaitingSends records wait in memory, and the heap may grow to five
+	// times theirs (in a container, DefaultGCPercent caps it below the limit).
 	app.DefaultGCPercent(400)
 	var cfg Config
 	return app.RunService(ctx, "ingest", DefaultListen, args, &cfg.ServiceConfig, cfg.Register, cfg.Check,
@@ -119,12 +121,23 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 		logger.Info("ready", "topic", info.Name, "partitions", info.Partitions)
 	}()
 
+	// CHAT_SHUTDOWN_TIMEOUT bounds the whole shutdown, flush included: a
+	// supervisor kills the process soon after it.
+	var stopping atomic.Pointer[time.Time]
+	context.AfterFunc(ctx, func() { now := time.Now(); stopping.Store(&now) })
 	serveErr := srv.Serve(ctx, lis, cfg.ShutdownTimeout, nil)
 
-	// Every Send has returned by now; flush whatever a cut call left behind.
-	flushCtx, flushCancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	// Every Send has returned by now, and every one answered OK is stored:
+	// what is left in the producer belongs to Sends that were told their
+	// message may or may not be stored. Flush it while time remains.
+	began := time.Now()
+	if t := stopping.Load(); t != nil {
+		began = *t
+	}
+	flushCtx, flushCancel := context.WithDeadline(context.Background(), began.Add(cfg.ShutdownTimeout))
 	if err := producer.Flush(flushCtx); err != nil {
-		logger.Error("flushing producer", "err", err)
+		logger.Warn("shutdown timeout reached before the producer flushed: records of unanswered Sends dropped",
+			"buffered", producer.BufferedProduceRecords(), "err", err)
 	}
 	flushCancel()
 	producer.Close()
@@ -140,8 +153,8 @@ func Run(ctx context.Context, cfg Config, lis net.Listener, logger *slog.Logger)
 }
 
 // newProducer is the service's Kafka client: idempotent (franz-go's
-// default), acks from all in-sync replicas, and records abandoned by
-// franz-go itself only after cfg.SendTimeout.
+// default), acks from all in-sync replicas, and records failed by franz-go
+// itself no sooner than cfg.SendTimeout (and only when that is safe).
 func newProducer(cfg Config, logger *slog.Logger) (*kgo.Client, error) {
 	producer, err := kgo.NewClient(append(kafka.ClientOpts(kafka.SplitBrokers(cfg.Brokers), logger),
 		kgo.DefaultProduceTopic(cfg.Topic),
@@ -159,9 +172,10 @@ func newProducer(cfg Config, logger *slog.Logger) (*kgo.Client, error) {
 	return producer, nil
 }
 
-// maxWaitingSends is how many Sends may wait for Kafka at once; more are
-// refused with UNAVAILABLE at once rather than queued behind a broker that
-// does not keep up.
+// maxWaitingSends is how many records may wait to be written to Kafka at
+// once (those of Sends still waiting and those whose callers gave up);
+// more Sends are refused with UNAVAILABLE at once rather than queued
+// behind a broker that does not keep up.
 const maxWaitingSends = 10_000
 
 func newService(cfg Config, producer *kgo.Client, logger *slog.Logger) *Service {
@@ -217,22 +231,29 @@ func (s *Service) Send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.Se
 // (so that no retry can reorder or duplicate it), whatever the context
 // says, and a Send must not hang with it.
 //
-// The record itself is not tied to the caller's cancellation: franz-go
-// fails a whole batch when its first record's context ends, so one caller
-// giving up would fail the Sends of everyone else in the same batch. A
-// record whose caller left is written all the same (the caller was told it
-// may be), or failed by franz-go after sendTimeout (RecordDeliveryTimeout).
+// The record itself is not tied to the caller's context: franz-go fails a
+// whole batch when its first record's context ends, so one caller giving
+// up would fail the Sends of everyone else in the same batch. A record
+// whose caller left is written all the same (the caller was told it may
+// be), or failed by franz-go once failing it is safe (after
+// RecordDeliveryTimeout; a batch already sent to a broker that never
+// answered waits for that broker). context.Background, not
+// context.WithoutCancel: a buffered record must not keep the caller's
+// gRPC stream reachable.
 func (s *Service) produce(ctx context.Context, msg *chatv1.ChatMessage) (*chatv1.Position, error) {
 	rec, err := record.Encode(s.topic, msg)
 	if err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil { // nobody waits for it any more
+		return nil, fmt.Errorf("before producing: %w", context.Cause(ctx))
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.sendTimeout)
 	defer cancel()
 	acked := make(chan error, 1)
 	// TryProduce, not Produce: with a context that does not end, Produce
 	// would block while the buffer is full.
-	s.producer.TryProduce(context.WithoutCancel(ctx), rec, func(_ *kgo.Record, err error) { acked <- err })
+	s.producer.TryProduce(context.Background(), rec, func(_ *kgo.Record, err error) { acked <- err })
 	select {
 	case err := <-acked:
 		if err != nil {
@@ -240,6 +261,9 @@ func (s *Service) produce(ctx context.Context, msg *chatv1.ChatMessage) (*chatv1
 		}
 		return &chatv1.Position{Partition: rec.Partition, Offset: rec.Offset}, nil
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil, fmt.Errorf("waiting for Kafka to acknowledge: %w", context.Cause(ctx))
+		}
 		return nil, fmt.Errorf("waiting for Kafka to acknowledge: %w", errAckTimeout)
 	}
 }
@@ -256,7 +280,7 @@ var errAckTimeout = errors.New("no acknowledgement in time")
 func sendStatus(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, kgo.ErrMaxBuffered):
-		return status.Errorf(codes.Unavailable, "%d Sends already wait for Kafka; retry later (the message is not stored)", maxWaitingSends)
+		return status.Errorf(codes.Unavailable, "%d messages already wait to be written to Kafka; retry later (the message is not stored)", maxWaitingSends)
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		return status.Errorf(codes.Canceled, "call cancelled before Kafka acknowledged the message (it may still be stored): %v", err)
 	case ctx.Err() != nil || errors.Is(err, errAckTimeout) || errors.Is(err, context.DeadlineExceeded):

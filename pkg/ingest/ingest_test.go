@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/kafkachat/kafkachat/pkg/app"
@@ -24,7 +27,7 @@ import (
 // franz-go fails a whole batch when the context of the batch's first record
 // has ended; the test builds exactly that batch: the producer ID request
 // is held so that records queue in one partition, the first of them from a
-// caller already gone, then a second one behind it.
+// caller who has left, then a second one behind it.
 func TestCancelledSendDoesNotFailItsBatch(t *testing.T) {
 	const topic = "chat"
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic))
@@ -86,19 +89,36 @@ func TestCancelledSendDoesNotFailItsBatch(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no producer ID request")
 	}
-	gone, leave := context.WithCancel(ctx)
-	leave()
-	if r := <-send(gone, second, "from a caller already gone"); status.Code(r.err) != codes.Canceled {
-		t.Fatalf("Send of a gone caller: %v, want CANCELED", r.err)
-	}
-	stays := send(ctx, second, "from a caller who waits")
-	for producer.BufferedProduceRecords() < 3 {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%d records buffered, want 3", producer.BufferedProduceRecords())
-		case <-time.After(time.Millisecond): // polling franz-go's counter
+	waitBuffered := func(n int64) {
+		t.Helper()
+		for producer.BufferedProduceRecords() < n {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%d records buffered, want %d", producer.BufferedProduceRecords(), n)
+			case <-time.After(time.Millisecond): // polling franz-go's counter
+			}
 		}
 	}
+	// A caller already gone when its Send arrives: nothing is written.
+	gone, leave := context.WithCancel(ctx)
+	leave()
+	if r := <-send(gone, second, "from a caller gone before"); status.Code(r.err) != codes.Canceled {
+		t.Fatalf("Send of a gone caller: %v, want CANCELED", r.err)
+	}
+	if n := producer.BufferedProduceRecords(); n != 1 {
+		t.Fatalf("%d records buffered after a Send of a gone caller, want 1", n)
+	}
+	// A caller who leaves once its record waits in the buffer, first in
+	// the second room's partition, then one who stays, behind it.
+	leaving, leave := context.WithCancel(ctx)
+	left := send(leaving, second, "from a caller who leaves")
+	waitBuffered(2)
+	leave()
+	if r := <-left; status.Code(r.err) != codes.Canceled {
+		t.Fatalf("Send of a caller who left: %v, want CANCELED", r.err)
+	}
+	stays := send(ctx, second, "from a caller who waits")
+	waitBuffered(3)
 	releaseOnce()
 
 	for name, ch := range map[string]chan result{"first room": warm, "second room": stays} {
@@ -134,7 +154,7 @@ func TestSendStatus(t *testing.T) {
 		want codes.Code
 		says string
 	}{
-		{live, fmt.Errorf("producing: %w", kgo.ErrMaxBuffered), codes.Unavailable, "Sends already wait for Kafka"},
+		{live, fmt.Errorf("producing: %w", kgo.ErrMaxBuffered), codes.Unavailable, "already wait to be written to Kafka"},
 		{live, fmt.Errorf("producing: %w", kerr.NotEnoughReplicas), codes.Unavailable, "not stored"},
 		{live, fmt.Errorf("waiting: %w", errAckTimeout), codes.DeadlineExceeded, "may still be stored"},
 		{gone, fmt.Errorf("waiting: %w", errAckTimeout), codes.Canceled, "may still be stored"},
@@ -143,5 +163,76 @@ func TestSendStatus(t *testing.T) {
 		if st := status.Convert(err); st.Code() != tc.want || !strings.Contains(st.Message(), tc.says) {
 			t.Errorf("sendStatus(%v) = %v, want %v saying %q", tc.err, err, tc.want, tc.says)
 		}
+	}
+}
+
+// CHAT_SHUTDOWN_TIMEOUT bounds the whole shutdown, flushing the producer
+// included, even when Kafka answers nothing: the Send in flight is cut
+// when the timeout ends, and the flush gets no time beyond it.
+func TestShutdownWithinTimeoutWhenKafkaHangs(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	seen, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	held := false
+	cluster.ControlKey(int16(kmsg.InitProducerID), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if !held {
+			held = true
+			close(seen)
+			cluster.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+
+	const timeout = 2 * time.Second
+	cfg := Config{ServiceConfig: app.ServiceConfig{Brokers: cluster.ListenAddrs()[0], Topic: "chat",
+		ShutdownTimeout: timeout, KeepaliveTime: 15 * time.Second, KeepalivePing: 10 * time.Second},
+		Partitions: 1, Replication: 1, MaxTextBytes: 4096, SendTimeout: 30 * time.Second}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	ran := make(chan error, 1)
+	go func() { ran <- Run(ctx, cfg, lis, slog.New(slog.DiscardHandler)) }()
+
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := chatv1.NewIngestServiceClient(conn)
+	sendCtx, sendCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer sendCancel()
+	go func() { // until the topic is ready, then one Send that Kafka holds
+		for sendCtx.Err() == nil {
+			_, err := client.Send(sendCtx, &chatv1.SendRequest{Room: "lobby", User: "test", Text: "held"})
+			if !strings.Contains(status.Convert(err).Message(), "is starting") {
+				return
+			}
+		}
+	}()
+	select {
+	case <-seen:
+	case <-sendCtx.Done():
+		t.Fatal("no Send reached Kafka")
+	}
+
+	began := time.Now()
+	stop()
+	select {
+	case err := <-ran:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(3 * timeout):
+		t.Fatalf("Run still running %v after the shutdown began", 3*timeout)
+	}
+	if took := time.Since(began); took > timeout+timeout/2 {
+		t.Errorf("shutdown took %v, want about CHAT_SHUTDOWN_TIMEOUT (%v)", took, timeout)
 	}
 }
