@@ -33,7 +33,9 @@ func sampleCPU(pid int) (cpuSample, error) {
 	if len(fields) < 6 || fields[0] != "cpu" {
 		return s, errors.New("unexpected /proc/stat")
 	}
-	for i, f := range fields[1:] {
+	// user nice system idle iowait irq softirq steal, then guest and
+	// guest_nice, which user and nice already include.
+	for i, f := range fields[1:min(len(fields), 9)] {
 		v, err := strconv.ParseFloat(f, 64)
 		if err != nil {
 			return s, fmt.Errorf("/proc/stat: %w", err)
