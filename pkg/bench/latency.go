@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -38,8 +39,10 @@ func scenarioLatency(ctx context.Context, e *env, o Options) (Result, error) {
 			return res, err
 		}
 		if err := machineBusy(&ours.busy, func() (err error) {
+			ingestProfiled := e.profileCPU(ctx, o, d.ingestPprof, fmt.Sprintf("latency-%d-ingest", rate), o.Duration)
+			subProfiled := e.profileCPU(ctx, o, d.subPprof, fmt.Sprintf("latency-%d-subscribe", rate), o.Duration)
 			ours, err = chatLatency(ctx, client, rate, o)
-			return err
+			return errors.Join(err, ingestProfiled(), subProfiled())
 		}); err != nil {
 			return res, err
 		}

@@ -194,6 +194,7 @@ type deployment struct {
 	dir, self           string // built binaries; this benchmark binary
 	brokers, topic      string
 	ingestAddr, subAddr string
+	ingestPprof         string      // the ingest service's pprof listener
 	subPprof            string      // the subscribe service's pprof listener
 	subProc             *procs.Proc // the subscribe service
 }
@@ -222,7 +223,10 @@ func (e *env) deployed(ctx context.Context) (deployment, error) {
 		return d, err
 	}
 	svcEnv := []string{"KAFKA_BROKERS=" + d.brokers, "CHAT_TOPIC=" + d.topic, "CHAT_SUBSCRIBER_QUEUE=100000"}
-	if _, d.ingestAddr, err = e.process(ctx, "ingest", filepath.Join(d.dir, "ingest"), d.dir, svcEnv...); err != nil {
+	if d.ingestPprof, err = procs.FreeAddr(); err != nil {
+		return d, err
+	}
+	if _, d.ingestAddr, err = e.process(ctx, "ingest", filepath.Join(d.dir, "ingest"), d.dir, append(svcEnv, "CHAT_PPROF_ADDR="+d.ingestPprof)...); err != nil {
 		return d, err
 	}
 	if d.subPprof, err = procs.FreeAddr(); err != nil {
