@@ -219,11 +219,7 @@ func scenarioFanout(ctx context.Context, e *env, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	barePprof, err := procs.FreeAddr()
-	if err != nil {
-		return res, err
-	}
-	bareProc, bareAddr, err := e.process(ctx, "bare", d.self, d.dir, ServeEnv+"=bare", "CHAT_PPROF_ADDR="+barePprof)
+	bareProc, bareAddr, barePprof, err := e.profiledProcess(ctx, "bare", d.self, d.dir, ServeEnv+"=bare")
 	if err != nil {
 		return res, err
 	}
@@ -311,9 +307,7 @@ func fanoutRun(ctx context.Context, e *env, o Options, t fanoutTarget, n int64) 
 	}
 	busy, procSecs := cpuUse(cpuBefore, cpuAfter)
 	out.busyA = busy
-	if d := rcv.delivered.Load(); d > 0 {
-		out.cpuPerDeliveryA = procSecs / float64(d) * 1e6
-	}
+	out.cpuPerDeliveryA = perCall(procSecs, float64(rcv.delivered.Load()))
 	if err := profiled(); err != nil {
 		return out, err
 	}

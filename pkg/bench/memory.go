@@ -98,11 +98,7 @@ type idleCost struct {
 // it on conns connections and reads what they cost.
 func idleMemory(ctx context.Context, e *env, o Options, n, conns int, name, bin, dir string, env ...string) (idleCost, error) {
 	var c idleCost
-	pprofAddr, err := procs.FreeAddr()
-	if err != nil {
-		return c, err
-	}
-	proc, addr, err := e.process(ctx, name, bin, dir, append(env, "CHAT_PPROF_ADDR="+pprofAddr)...)
+	proc, addr, pprofAddr, err := e.profiledProcess(ctx, name, bin, dir, env...)
 	if err != nil {
 		return c, err
 	}

@@ -66,12 +66,10 @@ func Serve(ctx context.Context, kind, addr string) error {
 // process starts bin with env on a free loopback address (given as
 // CHAT_LISTEN_ADDR) and waits until it is SERVING.
 func (e *env) process(ctx context.Context, name, bin, dir string, env ...string) (*procs.Proc, string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := procs.FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	p, err := procs.Start(name, bin, dir, append(env, "CHAT_LISTEN_ADDR="+addr, "CHAT_LOG_LEVEL=warn"), nil)
 	if err != nil {
 		return nil, "", err
@@ -81,6 +79,16 @@ func (e *env) process(ctx context.Context, name, bin, dir string, env ...string)
 		return nil, "", fmt.Errorf("%w\n%s", err, p.Tail(20))
 	}
 	return p, addr, nil
+}
+
+// profiledProcess is process with Go's profiles served on a loopback
+// address of their own (CHAT_PPROF_ADDR), returned as pprofAddr.
+func (e *env) profiledProcess(ctx context.Context, name, bin, dir string, env ...string) (p *procs.Proc, addr, pprofAddr string, err error) {
+	if pprofAddr, err = procs.FreeAddr(); err != nil {
+		return nil, "", "", err
+	}
+	p, addr, err = e.process(ctx, name, bin, dir, append(env, "CHAT_PPROF_ADDR="+pprofAddr)...)
+	return p, addr, pprofAddr, err
 }
 
 func buildServices(ctx context.Context, pkgs ...string) (string, error) {
@@ -114,11 +122,7 @@ func scenarioProcesses(ctx context.Context, e *env, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	ingestPprof, err := procs.FreeAddr()
-	if err != nil {
-		return res, err
-	}
-	ingestProc, ingestAddr, err := e.process(ctx, "ingest", filepath.Join(dir, "ingest"), dir, "KAFKA_BROKERS="+e.brokers, "CHAT_TOPIC="+topic, "CHAT_PPROF_ADDR="+ingestPprof)
+	ingestProc, ingestAddr, ingestPprof, err := e.profiledProcess(ctx, "ingest", filepath.Join(dir, "ingest"), dir, "KAFKA_BROKERS="+e.brokers, "CHAT_TOPIC="+topic)
 	if err != nil {
 		return res, err
 	}
@@ -223,16 +227,10 @@ func (e *env) deployed(ctx context.Context) (deployment, error) {
 		return d, err
 	}
 	svcEnv := []string{"KAFKA_BROKERS=" + d.brokers, "CHAT_TOPIC=" + d.topic, "CHAT_SUBSCRIBER_QUEUE=100000"}
-	if d.ingestPprof, err = procs.FreeAddr(); err != nil {
+	if _, d.ingestAddr, d.ingestPprof, err = e.profiledProcess(ctx, "ingest", filepath.Join(d.dir, "ingest"), d.dir, svcEnv...); err != nil {
 		return d, err
 	}
-	if _, d.ingestAddr, err = e.process(ctx, "ingest", filepath.Join(d.dir, "ingest"), d.dir, append(svcEnv, "CHAT_PPROF_ADDR="+d.ingestPprof)...); err != nil {
-		return d, err
-	}
-	if d.subPprof, err = procs.FreeAddr(); err != nil {
-		return d, err
-	}
-	d.subProc, d.subAddr, err = e.process(ctx, "subscribe", filepath.Join(d.dir, "subscribe"), d.dir, append(svcEnv, "CHAT_PPROF_ADDR="+d.subPprof)...)
+	d.subProc, d.subAddr, d.subPprof, err = e.profiledProcess(ctx, "subscribe", filepath.Join(d.dir, "subscribe"), d.dir, svcEnv...)
 	return d, err
 }
 
