@@ -241,12 +241,12 @@ func (s *Service) Send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.Se
 // context.WithoutCancel: a buffered record must not keep the caller's
 // gRPC stream reachable.
 func (s *Service) produce(ctx context.Context, msg *chatv1.ChatMessage) (*chatv1.Position, error) {
+	if err := ctx.Err(); err != nil { // nobody waits for it any more
+		return nil, fmt.Errorf("before producing: %w", context.Cause(ctx))
+	}
 	rec, err := record.Encode(s.topic, msg)
 	if err != nil {
 		return nil, err
-	}
-	if err := ctx.Err(); err != nil { // nobody waits for it any more
-		return nil, fmt.Errorf("before producing: %w", context.Cause(ctx))
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.sendTimeout)
 	defer cancel()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,24 +37,8 @@ func TestCancelledSendDoesNotFailItsBatch(t *testing.T) {
 	}
 	defer cluster.Close()
 
-	seen, release := make(chan struct{}), make(chan struct{})
-	held := false
-	cluster.ControlKey(int16(kmsg.InitProducerID), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if !held { // only the first request; the control runs on kfake's loop
-			held = true
-			close(seen)
-			cluster.SleepControl(func() { <-release })
-		}
-		return nil, nil, false
-	})
-	var released bool
-	releaseOnce := func() {
-		if !released {
-			released = true
-			close(release)
-		}
-	}
-	defer releaseOnce()
+	seen, release := holdProducerID(cluster)
+	defer release()
 
 	cfg := Config{ServiceConfig: app.ServiceConfig{Brokers: cluster.ListenAddrs()[0], Topic: topic}, MaxTextBytes: 4096, SendTimeout: 20 * time.Second}
 	logger := slog.New(slog.DiscardHandler)
@@ -119,7 +104,7 @@ func TestCancelledSendDoesNotFailItsBatch(t *testing.T) {
 	}
 	stays := send(ctx, second, "from a caller who waits")
 	waitBuffered(3)
-	releaseOnce()
+	release()
 
 	for name, ch := range map[string]chan result{"first room": warm, "second room": stays} {
 		select {
@@ -131,6 +116,23 @@ func TestCancelledSendDoesNotFailItsBatch(t *testing.T) {
 			t.Fatalf("Send to the %s did not return", name)
 		}
 	}
+}
+
+// holdProducerID makes kfake hold the first InitProducerID request until
+// release is called: a producer's records then wait in its buffer. seen
+// closes when the request has arrived. release may be called more than once.
+func holdProducerID(cluster *kfake.Cluster) (seen <-chan struct{}, release func()) {
+	arrived, released := make(chan struct{}), make(chan struct{})
+	held := false
+	cluster.ControlKey(int16(kmsg.InitProducerID), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if !held { // only the first request; the control runs on kfake's loop
+			held = true
+			close(arrived)
+			cluster.SleepControl(func() { <-released })
+		}
+		return nil, nil, false
+	})
+	return arrived, sync.OnceFunc(func() { close(released) })
 }
 
 // roomOn is a room whose messages land on partition p of a 2-partition topic.
@@ -175,17 +177,8 @@ func TestShutdownWithinTimeoutWhenKafkaHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cluster.Close()
-	seen, release := make(chan struct{}), make(chan struct{})
-	defer close(release)
-	held := false
-	cluster.ControlKey(int16(kmsg.InitProducerID), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if !held {
-			held = true
-			close(seen)
-			cluster.SleepControl(func() { <-release })
-		}
-		return nil, nil, false
-	})
+	seen, release := holdProducerID(cluster)
+	defer release()
 
 	const timeout = 2 * time.Second
 	cfg := Config{ServiceConfig: app.ServiceConfig{Brokers: cluster.ListenAddrs()[0], Topic: "chat",
