@@ -25,8 +25,9 @@ func run(ctx context.Context, args []string) error {
 	// The load generators and the 1,000 fan-out clients stand in for
 	// machines of their own but share this one's 2 cores with the services
 	// under test: collecting their garbage less often leaves the services
-	// more of the CPU. The services and baselines run in processes of their
-	// own with the runtime's defaults.
+	// more of the CPU. The services and baselines in processes of their own
+	// keep their own settings (ingest sets 400 itself, the others Go's
+	// default); GOGC in the environment reaches them, not this process.
 	debug.SetGCPercent(400)
 	o := bench.Options{Progress: os.Stderr}
 	var md, js, cpuprofile string
